@@ -1,0 +1,97 @@
+"""Acknowledgement tickets: a source batch is done when every event derived from it is.
+
+A ``Ticket`` counts the holders of a source batch's events (an envelope in a channel, a pending
+dead letter, a partial ``batch()`` buffer). Invariant: each holder releases exactly once, and a
+holder that hands events to two places (tee, dead letters, a split) takes an extra hold first.
+``AckTracker`` calls ``on_done`` callbacks strictly in source order, so a source that records
+an offset never records one past an unfinished batch.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .._connector import SourceBatch
+
+
+class AckTracker:
+    """Per source: runs ``on_done`` callbacks in the order the batches were read."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self) -> None:
+        self._queue: deque[Ticket] = deque()
+
+    def ticket(self, on_done: Callable[[], None] | None) -> Ticket:
+        """A ticket with one hold, for a batch just read."""
+        t = Ticket(self, on_done)
+        self._queue.append(t)
+        return t
+
+    def _advance(self) -> None:
+        q = self._queue
+        while q and q[0].holds == 0:
+            cb = q.popleft().on_done
+            if cb is not None:
+                cb()
+
+    @property
+    def pending(self) -> int:
+        """Batches read but not yet done."""
+        return len(self._queue)
+
+
+class Ticket:
+    """One source batch in flight."""
+
+    __slots__ = ("holds", "on_done", "tracker")
+
+    def __init__(self, tracker: AckTracker, on_done: Callable[[], None] | None) -> None:
+        self.tracker = tracker
+        self.on_done = on_done
+        self.holds = 1
+
+    def release(self) -> None:
+        """Give up one hold; the last one completes the batch."""
+        self.holds -= 1
+        if self.holds == 0:
+            self.tracker._advance()  # noqa: SLF001 - the tracker's own ticket
+
+
+class Envelope:
+    """What travels with a batch: the tickets it holds and, while known, its source batch."""
+
+    __slots__ = ("origin", "tickets")
+
+    def __init__(self, tickets: Sequence[Ticket], origin: SourceBatch | None) -> None:
+        self.tickets = tickets
+        self.origin = origin
+
+    def hold(self, n: int = 1) -> None:
+        """Take ``n`` more holds on every ticket (before handing events to more places)."""
+        for t in self.tickets:
+            t.holds += n
+
+    def release(self) -> None:
+        """Release one hold on every ticket."""
+        for t in self.tickets:
+            t.release()
+
+    def position_of(self, event: Any) -> str | None:
+        """The source position of ``event`` if it is an event of the origin batch itself."""
+        origin = self.origin
+        if origin is None or origin.positions is None:
+            return None
+        for i, e in enumerate(origin.events):
+            if e is event:
+                return origin.positions.at(i)
+        return None
+
+    @staticmethod
+    def merged(envs: Sequence[Envelope]) -> Envelope:
+        """One envelope holding what all of ``envs`` held (their holds move to it)."""
+        if len(envs) == 1:
+            return envs[0]
+        return Envelope([t for env in envs for t in env.tickets], None)

@@ -1,0 +1,533 @@
+"""The executor: turns a plan into tasks, channels and outlets, and runs it.
+
+An *outlet* is where a stage hands a batch: ``await outlet.push(events, envelope)``. Inline
+stages (fused loops, synchronous sinks, tee) are outlets called directly by the task upstream;
+a stage behind a channel gets a consumer task. Invariants:
+- every pushed envelope is released exactly once downstream (acks complete, nothing is lost);
+- every channel is bounded, so a slow stage holds back the tasks upstream of it;
+- every task and writer the run creates is finished, cancelled or closed before ``execute``
+  returns or raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from .._connector import RunContext, SinkWriter
+from .._errors import DeadLetter, PipelineError
+from .._graph import Pipeline, Step
+from ..compiler._fuse import FusedGroup, compile_group
+from ..compiler._plan import Plan, PlanStage, plan
+from ._acks import AckTracker, Envelope
+from ._channel import Channel
+from ._report import RunReport, StageStats, build_report
+
+logger = logging.getLogger("flowpump")
+
+#: Dead letters kept in the report for display.
+SAMPLE_DEAD_LETTERS = 20
+#: First retry delay of a failing sink, doubled after each attempt, capped at MAX_BACKOFF.
+BACKOFF = 0.05
+MAX_BACKOFF = 2.0
+
+
+class Outlet:
+    """Where a stage hands its output."""
+
+    async def push(self, events: list[Any], env: Envelope) -> None:
+        """Take ownership of one hold of ``env`` along with ``events``."""
+        raise NotImplementedError
+
+    async def finish(self) -> None:
+        """End of stream from one upstream producer."""
+        raise NotImplementedError
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class DeadRouter(Outlet):
+    """Sends dead letters to the error sink, or counts and samples them when there is none."""
+
+    def __init__(self, run: _Run, target: Outlet | None) -> None:
+        self.run = run
+        self.target = target
+
+    async def push(self, events: list[Any], env: Envelope) -> None:
+        run = self.run
+        room = SAMPLE_DEAD_LETTERS - len(run.samples)
+        if room > 0:
+            run.samples.extend(events[:room])
+        if self.target is not None:
+            await self.target.push(events, env)
+        else:
+            run.unrouted_dead += len(events)
+            env.release()
+
+    async def finish(self) -> None:
+        if self.target is not None:
+            await self.target.finish()
+
+
+class FusedOutlet(Outlet):
+    """Runs a compiled loop of synchronous steps over each batch."""
+
+    def __init__(self, group: FusedGroup, stats: list[StageStats], nxt: Outlet, dead: DeadRouter) -> None:
+        self.group = group
+        self.fn = group.fn
+        self.stats = stats
+        self.next = nxt
+        self.dead_router = dead
+        self._dead: list[DeadLetter] = []
+        self._dead_steps = [0] * len(stats)
+        self._env: Envelope | None = None
+
+    def _on_dead(self, exc: BaseException, event: Any, source_event: Any) -> None:
+        k = self.group.step_of(exc)
+        self._dead_steps[k] += 1
+        label = self.group.steps[k].label
+        self.dead_router.run.note_exception(exc, label)
+        pos = self._env.position_of(source_event) if self._env is not None else None
+        self._dead.append(DeadLetter(stage=label, error=_error_text(exc), event=event, position=pos))
+
+    async def push(self, events: list[Any], env: Envelope) -> None:
+        self._env = env
+        t0 = time.perf_counter()
+        out, counts = self.fn(events, self._on_dead)
+        elapsed = time.perf_counter() - t0
+        n = len(events)
+        dead_steps = self._dead_steps
+        for k, st in enumerate(self.stats):
+            st.seconds += elapsed
+            d = dead_steps[k]
+            st.events_in += n
+            kind = self.group.steps[k].kind
+            if kind == "filter":
+                st.filtered += counts[k]
+                n = n - counts[k] - d
+            elif kind == "flat_map":
+                n = counts[k]
+            else:
+                n -= d
+            st.dead_lettered += d
+            st.events_out += n
+        self._env = None
+        if self._dead:
+            dead, self._dead = self._dead, []
+            self._dead_steps = [0] * len(self.stats)
+            env.hold()
+            await self.dead_router.push(dead, env)
+        if out:
+            await self.next.push(out, env)
+        else:
+            env.release()
+
+    async def finish(self) -> None:
+        await self.next.finish()
+
+
+class MapAsyncOutlet(Outlet):
+    """Awaits the user's coroutine function on each event with bounded concurrency."""
+
+    def __init__(self, step: Step, stats: StageStats, nxt: Outlet, dead: DeadRouter) -> None:
+        self.step = step
+        self.fn = step.fn
+        self.concurrency: int = step.options["concurrency"]
+        self.ordered: bool = step.options["ordered"]
+        self.stats = stats
+        self.next = nxt
+        self.dead_router = dead
+
+    async def push(self, events: list[Any], env: Envelope) -> None:
+        fn = self.fn
+        n = len(events)
+        results: list[Any] = [None] * n if self.ordered else []
+        ok = [False] * n
+        failures: list[tuple[int, BaseException]] = []
+        indices = iter(range(n))
+        ordered = self.ordered
+
+        async def worker() -> None:
+            for i in indices:
+                try:
+                    value = await fn(events[i])
+                except Exception as exc:  # noqa: BLE001 - becomes a dead letter
+                    failures.append((i, exc))
+                    continue
+                ok[i] = True
+                if ordered:
+                    results[i] = value
+                else:
+                    results.append(value)
+
+        t0 = time.perf_counter()
+        workers = min(self.concurrency, n)
+        if workers == 1:
+            await worker()
+        else:
+            await asyncio.gather(*(worker() for _ in range(workers)))
+        self.stats.seconds += time.perf_counter() - t0
+        out = [r for r, good in zip(results, ok, strict=True) if good] if ordered and failures else results
+        self.stats.events_in += n
+        self.stats.events_out += len(out)
+        self.stats.dead_lettered += len(failures)
+        if failures:
+            run = self.dead_router.run
+            label = self.step.label
+            dead = []
+            for i, exc in sorted(failures, key=lambda f: f[0]):
+                run.note_exception(exc, label)
+                pos = env.position_of(events[i])
+                dead.append(DeadLetter(stage=label, error=_error_text(exc), event=events[i], position=pos))
+            env.hold()
+            await self.dead_router.push(dead, env)
+        if out:
+            await self.next.push(out, env)
+        else:
+            env.release()
+
+    async def finish(self) -> None:
+        await self.next.finish()
+
+
+class BatchOutlet(Outlet):
+    """Groups events into lists of ``size``; flushes a partial list after ``timeout``."""
+
+    def __init__(self, step: Step, stats: StageStats, nxt: Outlet) -> None:
+        self.size: int = step.options["size"]
+        self.timeout: float | None = step.options["timeout"]
+        self.stats = stats
+        self.next = nxt
+        self.buffer: list[Any] = []
+        self.owners: list[Envelope] = []
+        self.deadline: float | None = None
+
+    async def push(self, events: list[Any], env: Envelope) -> None:
+        self.stats.events_in += len(events)
+        if not self.buffer and self.timeout is not None:
+            self.deadline = asyncio.get_running_loop().time() + self.timeout
+        self.buffer.extend(events)
+        self.owners.append(env)
+        if len(self.buffer) >= self.size:
+            await self._emit(whole_only=True)
+
+    async def _emit(self, *, whole_only: bool) -> None:
+        size, buf = self.size, self.buffer
+        cut = len(buf) - len(buf) % size if whole_only else len(buf)
+        if cut == 0:
+            return
+        out = [buf[i : i + size] for i in range(0, cut, size)]
+        rest = buf[cut:]
+        owners = self.owners
+        if rest:
+            # The last owner still has events in the buffer: it keeps a hold for them.
+            owners[-1].hold()
+            self.owners = [owners[-1]]
+        else:
+            self.owners = []
+        self.buffer = rest
+        self.deadline = None if not rest or self.timeout is None else self.deadline
+        self.stats.events_out += len(out)
+        await self.next.push(out, Envelope.merged(owners))
+
+    async def on_timeout(self) -> None:
+        """The partial batch waited ``timeout`` seconds: send it."""
+        await self._emit(whole_only=False)
+
+    async def finish(self) -> None:
+        await self._emit(whole_only=False)
+        await self.next.finish()
+
+
+class SinkOutlet(Outlet):
+    """Writes batches through a connector's writer, retrying a failing write with backoff."""
+
+    def __init__(self, stage: PlanStage, writer: SinkWriter, stats: StageStats, dead: DeadRouter) -> None:
+        assert stage.sink is not None
+        self.dead_router = dead
+        # Writers that can reject single events (e.g. unencodable) expose a ``rejects`` list.
+        self.rejects: list[DeadLetter] | None = getattr(writer, "rejects", None)
+        self.label = stage.sink.label
+        self.attempts = max(stage.sink.attempts, 1)
+        self.writer = writer
+        self.stats = stats
+        self.closed = False
+
+    async def push(self, events: list[Any], env: Envelope) -> None:
+        t0 = time.perf_counter()
+        delay = BACKOFF
+        for attempt in range(1, self.attempts + 1):
+            try:
+                pending = self.writer.write(events)
+                if pending is not None:
+                    await pending
+                break
+            except Exception as exc:
+                if attempt == self.attempts:
+                    msg = (
+                        f"sink '{self.label}' failed {attempt} times in a row, last with "
+                        f"{_error_text(exc)}; the run stopped and the unwritten input was not "
+                        f"acknowledged. Fix the sink (or its target) and run again."
+                    )
+                    raise PipelineError(msg, stage=self.label) from exc
+                logger.warning(
+                    "sink %r failed (attempt %d of %d): %s; retrying in %.2fs",
+                    self.label,
+                    attempt,
+                    self.attempts,
+                    _error_text(exc),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+        st = self.stats
+        st.seconds += time.perf_counter() - t0
+        st.events_in += len(events)
+        rejects = self.rejects
+        if rejects:
+            dead = list(rejects)
+            rejects.clear()
+            st.events_out += len(events) - len(dead)
+            st.dead_lettered += len(dead)
+            self.dead_router.run.note_exception(ValueError(dead[0].error), self.label)
+            if st.role != "errors":
+                env.hold()
+                await self.dead_router.push(dead, env)
+        else:
+            st.events_out += len(events)
+        env.release()
+
+    async def finish(self) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Flush and close the writer once."""
+        if self.closed:
+            return
+        self.closed = True
+        pending = self.writer.close()
+        if pending is not None:
+            await pending
+
+
+class TeeOutlet(Outlet):
+    """Sends each batch to every branch."""
+
+    def __init__(self, branches: list[Outlet]) -> None:
+        self.branches = branches
+
+    async def push(self, events: list[Any], env: Envelope) -> None:
+        env.hold(len(self.branches) - 1)
+        for b in self.branches:
+            await b.push(events, env)
+
+    async def finish(self) -> None:
+        for b in self.branches:
+            await b.finish()
+
+
+class ChannelOutlet(Outlet):
+    """The producer side of a channel in front of a stage that runs in its own task."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+
+    async def push(self, events: list[Any], env: Envelope) -> None:
+        await self.channel.put(events, env)
+
+    async def finish(self) -> None:
+        await self.channel.close()
+
+
+class _Run:
+    """One execution of a plan."""
+
+    def __init__(self, the_plan: Plan, ctx: RunContext) -> None:
+        self.plan = the_plan
+        self.ctx = ctx
+        self.stats: list[StageStats] = []
+        self.samples: list[DeadLetter] = []
+        self.unrouted_dead = 0
+        self.first_exception: tuple[BaseException, str] | None = None
+        self.sinks: list[SinkOutlet] = []
+        self.consumers: list[tuple[Channel, Outlet, bool]] = []
+        self.sources: list[tuple[PlanStage, Outlet, StageStats]] = []
+        self._outlets: dict[int, Outlet] = {}
+        self._numbers = {id(s): i for i, s in enumerate(the_plan.stages(), 1)}
+        self.dead = DeadRouter(self, None)
+
+    def note_exception(self, exc: BaseException, label: str) -> None:
+        if self.first_exception is None:
+            self.first_exception = (exc, label)
+
+    def _stats(self, stage: PlanStage, label: str, kind: str, role: Any) -> StageStats:
+        st = StageStats(label, kind, role, self._numbers[id(stage)])
+        self.stats.append(st)
+        return st
+
+    async def build(self) -> None:
+        if self.plan.errors is not None:
+            self.dead.target = await self.outlet(self.plan.errors)
+        for root in self.plan.roots:
+            assert root.source is not None
+            st = self._stats(root, root.label, "source", "source")
+            self.sources.append((root, await self.outlet(root.next[0]), st))
+
+    async def outlet(self, stage: PlanStage) -> Outlet:
+        """The outlet for ``stage`` (built once; a merge point is shared)."""
+        key = id(stage)
+        if key in self._outlets:
+            return self._outlets[key]
+        if stage.channel is not None:
+            channel = Channel(stage.channel, stage.producers, self.ctx.max_batch)
+            outer: Outlet = ChannelOutlet(channel)
+            self._outlets[key] = outer
+            inner = await self._inner(stage)
+            self.consumers.append((channel, inner, stage.errors))
+            return outer
+        inner = await self._inner(stage)
+        self._outlets[key] = inner
+        return inner
+
+    async def _inner(self, stage: PlanStage) -> Outlet:
+        role = "errors" if stage.errors else "step"
+        nxt = [await self.outlet(n) for n in stage.next]
+        if stage.kind == "fused":
+            stats = [self._stats(stage, s.label, s.kind, role) for s in stage.steps]
+            return FusedOutlet(compile_group(stage.steps), stats, nxt[0], self.dead)
+        if stage.kind == "map_async":
+            return MapAsyncOutlet(stage.steps[0], self._stats(stage, stage.label, "map_async", role), nxt[0], self.dead)
+        if stage.kind == "batch":
+            return BatchOutlet(stage.steps[0], self._stats(stage, stage.label, "batch", role), nxt[0])
+        if stage.kind == "tee":
+            return TeeOutlet(nxt)
+        if stage.kind == "merge":
+            return nxt[0]
+        assert stage.sink is not None
+        writer = await stage.sink.open(self.ctx)
+        role = "errors" if stage.errors else "sink"
+        out = SinkOutlet(stage, writer, self._stats(stage, stage.label, "sink", role), self.dead)
+        self.sinks.append(out)
+        return out
+
+    async def source_task(self, stage: PlanStage, nxt: Outlet, st: StageStats) -> None:
+        assert stage.source is not None
+        ctx = self.ctx
+        tracker = AckTracker()
+        batches = stage.source.batches(ctx)
+        close = getattr(batches, "aclose", None)
+        dead = self.dead
+        try:
+            while not ctx.stopping:
+                t0 = time.perf_counter()
+                try:
+                    b = await anext(batches)
+                except StopAsyncIteration:
+                    break
+                st.seconds += time.perf_counter() - t0
+                st.events_in += len(b.events) + len(b.dead)
+                st.events_out += len(b.events)
+                env = Envelope([tracker.ticket(b.on_done)], b)
+                if b.dead:
+                    st.dead_lettered += len(b.dead)
+                    self.note_exception(ValueError(b.dead[0].error), stage.label)
+                    env.hold()
+                    await dead.push(b.dead, env)
+                if b.events:
+                    await nxt.push(b.events, env)
+                else:
+                    env.release()
+                # Let other tasks run even when nothing above had to wait (a file source
+                # feeding a synchronous sink never suspends otherwise).
+                await asyncio.sleep(0)
+        finally:
+            if close is not None:
+                await close()
+        await nxt.finish()
+
+    async def consumer_task(self, channel: Channel, inner: Outlet) -> None:
+        while True:
+            if isinstance(inner, BatchOutlet) and inner.deadline is not None:
+                remaining = inner.deadline - asyncio.get_running_loop().time()
+                try:
+                    async with asyncio.timeout(max(remaining, 0)):
+                        item = await channel.get()
+                except TimeoutError:
+                    await inner.on_timeout()
+                    continue
+            else:
+                item = await channel.get()
+            if item is None:
+                break
+            await inner.push(*item)
+        await inner.finish()
+
+
+async def _wait_all(tasks: list[asyncio.Task[None]]) -> BaseException | None:
+    """Wait for ``tasks``; on the first failure cancel the rest and return the error."""
+    if not tasks:
+        return None
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    failed = next((t.exception() for t in done if not t.cancelled() and t.exception() is not None), None)
+    if failed is not None:
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    return failed
+
+
+async def execute(pipeline: Pipeline, *, fuse: bool = True, stop: asyncio.Event | None = None) -> RunReport:
+    """Run ``pipeline`` in the current loop and return its report."""
+    ctx = RunContext(stop=stop if stop is not None else asyncio.Event())
+    run = _Run(plan(pipeline, fuse=fuse), ctx)
+    started = time.perf_counter()
+    main: list[asyncio.Task[None]] = []
+    errors: list[asyncio.Task[None]] = []
+    failure: BaseException | None = None
+    try:
+        await run.build()
+        for channel, inner, is_errors in run.consumers:
+            (errors if is_errors else main).append(asyncio.create_task(run.consumer_task(channel, inner)))
+        for stage, nxt, st in run.sources:
+            main.append(asyncio.create_task(run.source_task(stage, nxt, st)))
+        failure = await _wait_all(main)
+        if failure is None:
+            await run.dead.finish()
+            failure = await _wait_all(errors)
+    finally:
+        for t in main + errors:
+            t.cancel()
+        await asyncio.gather(*main, *errors, return_exceptions=True)
+        for sink in run.sinks:
+            with contextlib.suppress(Exception):
+                await sink.close()
+    report = build_report(run.stats, time.perf_counter() - started, run.samples, stopped_early=ctx.stopping)
+    _log_dead(run, report)
+    if failure is not None:
+        if isinstance(failure, PipelineError):
+            failure.report = report
+            raise failure
+        msg = f"pipeline stopped: {_error_text(failure)}"
+        raise PipelineError(msg, stage=str(getattr(failure, "stage", "?")), report=report) from failure
+    return report
+
+
+def _log_dead(run: _Run, report: RunReport) -> None:
+    if run.unrouted_dead and run.first_exception is not None:
+        exc, label = run.first_exception
+        first = run.samples[0] if run.samples else None
+        where = f" at {first.position}" if first is not None and first.position else ""
+        logger.warning(
+            "%d event(s) were dead-lettered and no error sink is set (add "
+            ".on_error(fp.write_jsonl('dead.jsonl')) to keep them); the first, in stage %r%s: %s",
+            run.unrouted_dead,
+            label,
+            where,
+            _error_text(exc),
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
