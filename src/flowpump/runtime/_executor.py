@@ -481,11 +481,39 @@ async def _wait_all(tasks: list[asyncio.Task[None]]) -> BaseException | None:
     return failed
 
 
-async def execute(pipeline: Pipeline, *, fuse: bool = True, stop: asyncio.Event | None = None) -> RunReport:
-    """Run ``pipeline`` in the current loop and return its report."""
+class Progress:
+    """A live view of a run in progress: ``snapshot()`` gives a report of the counts so far."""
+
+    def __init__(self) -> None:
+        self._run: _Run | None = None
+        self._started = time.perf_counter()
+        self.finished = False
+
+    def snapshot(self) -> RunReport | None:
+        """The counts so far (None before the run has built its plan)."""
+        run = self._run
+        if run is None:
+            return None
+        return build_report(run.stats, time.perf_counter() - self._started, run.samples, stopped_early=run.ctx.stopping)
+
+
+async def execute(
+    pipeline: Pipeline,
+    *,
+    fuse: bool = True,
+    stop: asyncio.Event | None = None,
+    progress: Progress | None = None,
+) -> RunReport:
+    """Run ``pipeline`` in the current loop and return its report.
+
+    ``progress``, if given, is attached to the run so another task or thread can watch it.
+    """
     ctx = RunContext(stop=stop if stop is not None else asyncio.Event())
     run = _Run(plan(pipeline, fuse=fuse), ctx)
     started = time.perf_counter()
+    if progress is not None:
+        progress._run = run  # noqa: SLF001 - the executor owns Progress
+        progress._started = started  # noqa: SLF001
     main: list[asyncio.Task[None]] = []
     errors: list[asyncio.Task[None]] = []
     failure: BaseException | None = None
@@ -507,6 +535,8 @@ async def execute(pipeline: Pipeline, *, fuse: bool = True, stop: asyncio.Event 
             with contextlib.suppress(Exception):
                 await sink.close()
     report = build_report(run.stats, time.perf_counter() - started, run.samples, stopped_early=ctx.stopping)
+    if progress is not None:
+        progress.finished = True
     _log_dead(run, report)
     if failure is not None:
         if isinstance(failure, PipelineError):

@@ -7,7 +7,7 @@ import concurrent.futures
 import threading
 from typing import TYPE_CHECKING
 
-from ._executor import execute
+from ._executor import Progress, execute
 from ._report import RunReport
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class RunHandle:
 
     def __init__(self, pipeline: Pipeline, *, fuse: bool, thread: bool) -> None:
         self.pipeline = pipeline
+        self.progress = Progress()
         self._loop: asyncio.AbstractEventLoop
         self._stop: asyncio.Event
         self._future: concurrent.futures.Future[RunReport] | asyncio.Task[RunReport]
@@ -55,7 +56,7 @@ class RunHandle:
                 self._loop = asyncio.get_running_loop()
                 self._stop = asyncio.Event()
                 ready.set()
-                return await execute(pipeline, fuse=fuse, stop=self._stop)
+                return await execute(pipeline, fuse=fuse, stop=self._stop, progress=self.progress)
 
             def target() -> None:
                 try:
@@ -73,7 +74,11 @@ class RunHandle:
             self._thread = None
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            self._future = self._loop.create_task(execute(pipeline, fuse=fuse, stop=self._stop))
+            self._future = self._loop.create_task(execute(pipeline, fuse=fuse, stop=self._stop, progress=self.progress))
+
+    def snapshot(self) -> RunReport | None:
+        """The counts so far, for live displays (None until the run has started)."""
+        return self.progress.snapshot()
 
     @property
     def done(self) -> bool:
