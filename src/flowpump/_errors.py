@@ -10,7 +10,6 @@ Exception hierarchy::
 Per-event failures are never exceptions that stop a run: they become `DeadLetter` records.
 """
 
-from __future__ import annotations
 
 from typing import Any
 
@@ -66,7 +65,7 @@ class PipelineError(FlowpumpError):
     The cause (for example the sink's last exception) is chained as ``__cause__``.
     """
 
-    def __init__(self, message: str, *, stage: str, report: Any = None) -> None:
+    def __init__(self, message: str, *, stage: str, report: "Any" = None) -> None:
         super().__init__(message)
         self.stage = stage
         self.report = report

@@ -1,0 +1,100 @@
+"""The ``flowpump`` command (also ``python -m flowpump``).
+
+Subcommands: ``demo``, ``run TARGET``, ``explain TARGET``, ``graph TARGET``. A TARGET is
+``path/to/file.py:name`` or ``package.module:name`` naming a Pipeline (or Flow for ``graph``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ._errors import FlowpumpError
+from ._graph import Pipeline
+
+
+def load_target(target: str) -> Any:
+    """The object named by ``file.py:name`` or ``module:name``."""
+    where, sep, name = target.rpartition(":")
+    if not sep or not where or not name:
+        msg = f"target {target!r} must look like app.py:pipeline or package.module:pipeline"
+        raise SystemExit(msg)
+    if where.endswith(".py") or os.sep in where:
+        if not os.path.exists(where):
+            msg = f"no such file: {where}"
+            raise SystemExit(msg)
+        spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(where))[0], where)
+        if spec is None or spec.loader is None:
+            msg = f"cannot import {where}"
+            raise SystemExit(msg)
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(where)))
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(where)
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        msg = f"{where} has no attribute {name!r}"
+        raise SystemExit(msg) from None
+
+
+def _pipeline(obj: Any, target: str) -> Pipeline:
+    if isinstance(obj, Pipeline):
+        return obj
+    msg = f"{target} is a {type(obj).__name__}, not a flowpump Pipeline (flow >> sink)"
+    raise SystemExit(msg)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flowpump", description="Typed stream processing.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="generate a sample clickstream and run a typed pipeline on it")
+    demo.add_argument("--dir", default="demo-out", help="working directory (default: demo-out)")
+    demo.add_argument("-n", type=int, default=200_000, help="number of clicks (default: 200000)")
+    run = sub.add_parser("run", help="run a pipeline: flowpump run app.py:pipeline")
+    run.add_argument("target")
+    run.add_argument("--no-fuse", action="store_true", help="run the unfused plan (debugging)")
+    explain = sub.add_parser("explain", help="print the execution plan of a pipeline")
+    explain.add_argument("target")
+    explain.add_argument("--no-fuse", action="store_true")
+    graph = sub.add_parser("graph", help="write a picture (SVG) of a pipeline's graph")
+    graph.add_argument("target")
+    graph.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``flowpump`` command."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from ._demo import main as demo
+
+            return demo(args.dir, args.n)
+        if args.command == "run":
+            report = _pipeline(load_target(args.target), args.target).run(fuse=not args.no_fuse)
+            print(report)
+            return 0
+        if args.command == "explain":
+            print(_pipeline(load_target(args.target), args.target).explain(fuse=not args.no_fuse))
+            return 0
+        if args.command == "graph":
+            from .notebook import to_svg
+
+            svg = to_svg(load_target(args.target))
+            if args.output == "-":
+                sys.stdout.write(svg)
+            else:
+                with open(args.output, "w", encoding="utf-8") as f:
+                    f.write(svg)
+            return 0
+    except FlowpumpError as exc:
+        print(f"flowpump: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 2

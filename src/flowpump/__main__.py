@@ -1,0 +1,5 @@
+"""``python -m flowpump``."""
+
+from .cli import main
+
+raise SystemExit(main())
