@@ -429,6 +429,14 @@ class _Run:
                     b = await anext(batches)
                 except StopAsyncIteration:
                     break
+                except (PipelineError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:
+                    msg = (
+                        f"source '{stage.label}' failed: {_error_text(exc)}; events it had already "
+                        f"produced were processed, the rest of its input was not read"
+                    )
+                    raise PipelineError(msg, stage=stage.label) from exc
                 st.seconds += time.perf_counter() - t0
                 st.events_in += len(b.events) + len(b.dead)
                 st.events_out += len(b.events)
