@@ -50,7 +50,7 @@ class Step:
 def _chain_types(upstream_label: str, produced: Any, steps: tuple[Step, ...]) -> Any:
     """Check each edge along ``steps`` and return the type the last one produces."""
     for step in steps:
-        check_edge(upstream_label, produced, step.label, step.in_type)
+        check_edge(upstream_label, produced, step.label, step.in_type, downstream_fn=step.fn)
         if step.out_type is not None:
             produced = step.out_type
         elif step.kind not in ("filter", "tap"):
@@ -108,6 +108,11 @@ class Processor(Generic[I_contra, O_co]):
     def __repr__(self) -> str:
         return f"<Processor {self.label}>"
 
+    def _repr_svg_(self) -> str:
+        from .notebook import to_svg
+
+        return to_svg(self)
+
 
 @dataclass(frozen=True, eq=False)
 class Sink(Generic[T_contra]):
@@ -132,6 +137,11 @@ class Sink(Generic[T_contra]):
 
     def __repr__(self) -> str:
         return f"<Sink {self.label}>"
+
+    def _repr_svg_(self) -> str:
+        from .notebook import to_svg
+
+        return to_svg(self)
 
 
 def _as_sink(obj: object, where: str) -> Sink[Any]:
@@ -254,6 +264,11 @@ class Flow(Generic[T_co]):
     def __repr__(self) -> str:
         return f"<Flow {self.label}>"
 
+    def _repr_svg_(self) -> str:
+        from .notebook import to_svg
+
+        return to_svg(self)
+
 
 class Source(Flow[T_co]):
     """A flow with no operators yet: what a connector such as ``fp.read_jsonl`` returns."""
@@ -284,23 +299,30 @@ class Pipeline:
         """Send dead letters (bad input, failing user functions) to ``sink``."""
         return Pipeline(self.flow, self.sink, _as_sink(sink, "Pipeline.on_error()"))
 
-    def run(self, *, fuse: bool = True) -> RunReport:
-        """Run to completion and return the report; works inside a notebook's running loop."""
+    def run(self, *, fuse: bool = True, progress: bool | None = None) -> RunReport:
+        """Run to completion and return the report; works inside a notebook's running loop.
+
+        ``progress``: live counts in a notebook, a progress bar on a terminal's stderr (None:
+        automatic, shown once the run lasts a second; True: always; False: never).
+        """
         from .runtime._run import run_blocking
 
-        return run_blocking(self, fuse=fuse)
+        return run_blocking(self, fuse=fuse, progress=progress)
 
-    async def arun(self, *, fuse: bool = True) -> RunReport:
-        """Run to completion in the current event loop."""
+    async def arun(self, *, fuse: bool = True, progress: bool | None = None) -> RunReport:
+        """Run to completion in the current event loop (``progress`` as for ``run``, no bar unless True)."""
         from .runtime._run import run_async
 
-        return await run_async(self, fuse=fuse)
+        return await run_async(self, fuse=fuse, progress=progress)
 
-    def start(self, *, fuse: bool = True) -> RunHandle:
-        """Run in the background; the handle has ``stop()``, ``await wait()`` and ``result()``."""
+    def start(self, *, fuse: bool = True, progress: bool | None = None) -> RunHandle:
+        """Run in the background; the handle has ``stop()``, ``await wait()`` and ``result()``.
+
+        In a notebook the run shows its live counts (``progress=False`` turns that off).
+        """
         from .runtime._run import start
 
-        return start(self, fuse=fuse)
+        return start(self, fuse=fuse, progress=progress)
 
     def explain(self, *, fuse: bool = True) -> str:
         """The execution plan: stages, fused steps, channels and the type on each edge."""
@@ -310,6 +332,11 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"<Pipeline {self.flow.label} >> {self.sink.label}>"
+
+    def _repr_svg_(self) -> str:
+        from .notebook import to_svg
+
+        return to_svg(self)
 
 
 def _common_type(types: list[Any]) -> Any:

@@ -5,18 +5,23 @@ from __future__ import annotations
 import builtins
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeGuard, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar, overload
 
 from ._errors import PipelineDefinitionError
 from ._graph import Processor, Step, StepKind
 from ._labels import short_name
 from ._typecheck import awaited_type, guarded_type, item_type, signature_types
 
-__all__ = ["batch", "filter", "flat_map", "map", "map_async", "tap", "unbatch"]
+if TYPE_CHECKING:
+    from .app.lookups import Lookup
+
+__all__ = ["batch", "enrich", "filter", "flat_map", "map", "map_async", "tap", "unbatch"]
 
 I = TypeVar("I")  # noqa: E741 - input type, as in Processor[I, O]
 O = TypeVar("O")  # noqa: E741 - output type
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def _step(
@@ -122,3 +127,43 @@ def unbatch() -> Processor[Iterable[T], T]:
     [1, 2, 3]
     """
     return Processor((Step("flat_map", builtins.iter, "unbatch()"),))
+
+
+def enrich(lookup: Lookup[K, V], *, key: Callable[[I], K], merge: Callable[[I, V | None], O]) -> Processor[I, O]:
+    """Join each event with a lookup: ``merge(event, lookup.get(key(event)))``.
+
+    The lookup is read at each event, so a refresh is seen by the next batch.
+
+    >>> import flowpump as fp, asyncio, msgspec, os, pathlib, tempfile
+    >>> class User(msgspec.Struct):
+    ...     id: str
+    ...     name: str
+    >>> path = os.path.join(tempfile.mkdtemp(), "users.jsonl")
+    >>> _ = pathlib.Path(path).write_text('{"id": "u1", "name": "Ada"}\\n')
+    >>> users = fp.Lookup.from_jsonl(path, key=lambda u: u.id, type=User)
+    >>> asyncio.run(users.refresh())
+    >>> fp.from_iterable(["u1", "u2"]).pipe(
+    ...     fp.enrich(users, key=lambda uid: uid, merge=lambda uid, u: (uid, u.name if u else "?"))
+    ... ).take(2)
+    [('u1', 'Ada'), ('u2', '?')]
+    """
+    for what, fn in (("key", key), ("merge", merge)):
+        if not callable(fn):
+            msg = f"fp.enrich({what}={fn!r}) expects a callable, e.g. fp.enrich(users, key=lambda c: c.user, merge=...)"
+            raise PipelineDefinitionError(msg)
+    get = getattr(lookup, "get", None)
+    if get is None or not callable(get):
+        msg = f"fp.enrich() expects a lookup such as fp.Lookup.from_sql(...), got {lookup!r}"
+        raise PipelineDefinitionError(msg)
+
+    def enriched(event: Any) -> Any:
+        return merge(event, get(key(event)))
+
+    # The step is typed by what the user wrote: key's parameter in, merge's return out.
+    in_type, out_type = signature_types(key)[0], signature_types(merge)[1]
+    hints = {"event": in_type, "return": out_type}
+    enriched.__annotations__ = {k: v for k, v in hints.items() if v is not None}
+    name = str(getattr(lookup, "name", "lookup"))
+    enriched.__name__ = enriched.__qualname__ = name
+    enriched.__module__ = getattr(merge, "__module__", __name__)
+    return _step("map", "enrich", enriched, lambda r: r)

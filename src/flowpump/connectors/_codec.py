@@ -26,16 +26,22 @@ class JsonLinesDecoder:
         self.label = label
         self.name = name
 
-    def decode_block(self, block: bytes, first_line: int) -> SourceBatch:
-        """Decode ``block`` whose first line is line ``first_line`` of the file."""
+    def decode_block(self, block: bytes, first_line: int, n_lines: int | None = None) -> SourceBatch:
+        """Decode ``block`` (``n_lines`` lines ending in newlines) whose first line is ``first_line``."""
+        if n_lines is None:
+            n_lines = block.count(b"\n")
         try:
             events = self.decoder.decode_lines(block)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return self._line_by_line(block, first_line)
-        if len(events) == block.count(b"\n"):
+        if len(events) == n_lines:
             return SourceBatch(events, Positions(self.name, first_line))
-        # Blank lines were skipped: number the events by the lines they came from.
+        # Blank lines were skipped: number the events by the lines they came from. (decode_lines
+        # also accepts two values on one line; then the counts disagree and the line-by-line path
+        # dead-letters that line, as it would if the block had been read one line at a time.)
         lines = [first_line + i for i, raw in enumerate(block.split(b"\n")) if raw.strip()]
+        if len(lines) != len(events):
+            return self._line_by_line(block, first_line)
         return SourceBatch(events, Positions(self.name, first_line, lines))
 
     def _line_by_line(self, block: bytes, first_line: int) -> SourceBatch:

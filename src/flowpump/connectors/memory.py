@@ -59,11 +59,12 @@ class _IterableSource(SourceSpec, Generic[T]):
         space = asyncio.Event()
         failure: list[BaseException] = []
         finished = False
+        it = aiter(xs)
 
         async def pump() -> None:
             nonlocal finished
             try:
-                async for x in xs:
+                async for x in it:
                     buf.append(x)
                     more.set()
                     while len(buf) >= ASYNC_BUFFER:
@@ -101,6 +102,11 @@ class _IterableSource(SourceSpec, Generic[T]):
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # A run that stops early (stop(), take(n), a failure) closes an async generator
+            # now, so its ``finally`` runs inside the run rather than at loop shutdown.
+            aclose = getattr(it, "aclose", None)
+            if aclose is not None:
+                await aclose()
         if failure:
             raise failure[0]
 

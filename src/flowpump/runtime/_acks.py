@@ -63,11 +63,12 @@ class Ticket:
 class Envelope:
     """What travels with a batch: the tickets it holds and, while known, its source batch."""
 
-    __slots__ = ("origin", "tickets")
+    __slots__ = ("_index", "origin", "tickets")
 
     def __init__(self, tickets: Sequence[Ticket], origin: SourceBatch | None) -> None:
         self.tickets = tickets
         self.origin = origin
+        self._index: dict[int, int] | None = None
 
     def hold(self, n: int = 1) -> None:
         """Take ``n`` more holds on every ticket (before handing events to more places)."""
@@ -84,10 +85,16 @@ class Envelope:
         origin = self.origin
         if origin is None or origin.positions is None:
             return None
-        for i, e in enumerate(origin.events):
-            if e is event:
-                return origin.positions.at(i)
-        return None
+        if self._index is None:
+            # Built on the first dead letter only: the happy path never pays for it.
+            index: dict[int, int] = {}
+            for i, e in enumerate(origin.events):
+                index.setdefault(id(e), i)
+            self._index = index
+        i = self._index.get(id(event))
+        if i is None or origin.events[i] is not event:
+            return None
+        return origin.positions.at(i)
 
     @staticmethod
     def merged(envs: Sequence[Envelope]) -> Envelope:

@@ -1,17 +1,28 @@
-"""Entry points: blocking ``run`` (also inside a running loop), ``arun`` and background ``start``."""
+"""Entry points: blocking ``run`` (also inside a running loop), ``arun`` and background ``start``.
+
+Inside a running loop (a notebook cell) ``run()`` must not start a second loop on the loop's own
+thread, so the run goes to a helper thread and the caller's thread waits for it, drawing the live
+view meanwhile. Every entry point takes ``progress``: None picks a live view automatically,
+True asks for one, False turns it off (see ``flowpump._live``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .._live import DELAY, NotebookView, Ticker, View, choose_view
 from ._executor import Progress, execute
 from ._report import RunReport
 
 if TYPE_CHECKING:
     from .._graph import Pipeline
+
+#: Seconds an interrupted blocking run gets to drain after its sources were stopped.
+STOP_GRACE = 5.0
 
 
 def _in_running_loop() -> bool:
@@ -22,29 +33,59 @@ def _in_running_loop() -> bool:
     return True
 
 
-def run_blocking(pipeline: Pipeline, *, fuse: bool) -> RunReport:
+def _delay(progress: bool | None) -> float:
+    return 0.0 if progress else DELAY
+
+
+def run_blocking(pipeline: Pipeline, *, fuse: bool, progress: bool | None = None) -> RunReport:
     """Run to completion. Inside a running loop (a notebook cell), run on a helper thread."""
+    view = choose_view(pipeline, progress, keep_table=False, tty=True)
     if not _in_running_loop():
-        return asyncio.run(execute(pipeline, fuse=fuse))
-    handle = start(pipeline, fuse=fuse, thread=True)
-    return handle.result()
+        if view is None:
+            return asyncio.run(execute(pipeline, fuse=fuse))
+        watch = Progress()
+        ticker = Ticker(view, watch.snapshot, delay=_delay(progress)).in_thread()
+        try:
+            report = asyncio.run(execute(pipeline, fuse=fuse, progress=watch))
+        except BaseException as exc:
+            ticker.close(None, exc)
+            raise
+        ticker.close(report, None)
+        return report
+    handle = RunHandle(pipeline, fuse=fuse, thread=True)
+    return handle.block(None if view is None else Ticker(view, handle.snapshot, delay=_delay(progress)))
 
 
-async def run_async(pipeline: Pipeline, *, fuse: bool) -> RunReport:
+async def run_async(pipeline: Pipeline, *, fuse: bool, progress: bool | None = None) -> RunReport:
     """Run to completion in the current loop."""
-    return await execute(pipeline, fuse=fuse)
+    view = choose_view(pipeline, progress, keep_table=False, tty=False)
+    if view is None:
+        return await execute(pipeline, fuse=fuse)
+    watch = Progress()
+    ticker = Ticker(view, watch.snapshot, delay=_delay(progress)).in_loop()
+    try:
+        report = await execute(pipeline, fuse=fuse, progress=watch)
+    except BaseException as exc:
+        ticker.close(None, exc)
+        raise
+    ticker.close(report, None)
+    return report
 
 
 class RunHandle:
     """A pipeline running in the background.
 
     ``stop()`` asks the sources to stop (in-flight events still reach the sinks);
-    ``await wait()`` or ``result()`` returns the report.
+    ``await wait()`` or ``result()`` returns the report; ``snapshot()`` gives the counts so far.
+    In a notebook the handle shows a live table of the run, updated in place until it ends.
     """
 
     def __init__(self, pipeline: Pipeline, *, fuse: bool, thread: bool) -> None:
         self.pipeline = pipeline
         self.progress = Progress()
+        self._views: list[View] = []
+        #: set once every view has shown the outcome of the run
+        self._settled = threading.Event()
         self._loop: asyncio.AbstractEventLoop
         self._stop: asyncio.Event
         self._future: concurrent.futures.Future[RunReport] | asyncio.Task[RunReport]
@@ -103,9 +144,96 @@ class RunHandle:
         if isinstance(self._future, asyncio.Task):
             msg = "result() would block the event loop this run is on; use `await handle.wait()`"
             raise RuntimeError(msg)
-        return self._future.result(timeout)
+        try:
+            return self._future.result(timeout)
+        finally:
+            if self._views and self._future.done():
+                # The views finish in a callback of the run's thread: let them draw the outcome
+                # before the caller goes on (or the interpreter exits under them).
+                self._settled.wait(1.0)
+
+    # -- live views ---------------------------------------------------------------------------
+    def watch(self, view: View, *, delay: float = 0.0) -> None:
+        """Feed ``view`` the counts of this run until it ends, then its outcome."""
+        ticker = Ticker(view, self.snapshot, delay=delay)
+        if self._thread is None:
+            ticker.in_loop()
+        else:
+            ticker.in_thread()
+        self._views.append(view)
+        self._settled.clear()
+
+        def finished(future: Any) -> None:
+            try:
+                report = future.result()
+            except BaseException as exc:  # noqa: BLE001 - shown by the view; raised by wait()
+                ticker.close(None, exc)
+            else:
+                ticker.close(report, None)
+            finally:
+                self._settled.set()
+
+        self._future.add_done_callback(finished)
+
+    def block(self, ticker: Ticker | None = None) -> RunReport:
+        """Wait here for a run on its own thread, polling ``ticker`` meanwhile; Ctrl-C stops the run."""
+        future = self._future
+        assert isinstance(future, concurrent.futures.Future)
+        interval = ticker.view.interval if ticker is not None else None
+        try:
+            while not concurrent.futures.wait([future], timeout=interval).done:
+                if ticker is not None:
+                    ticker.poll()
+            report = future.result()
+        except KeyboardInterrupt as exc:
+            # Interrupting the cell stops the run: the sources stop and in-flight events drain.
+            self.stop()
+            with contextlib.suppress(BaseException):
+                future.result(STOP_GRACE)
+            if ticker is not None:
+                ticker.close(None, exc)
+            raise
+        except BaseException as exc:
+            if ticker is not None:
+                ticker.close(None, exc)
+            raise
+        if ticker is not None:
+            ticker.close(report, None)
+        return report
+
+    def _ipython_display_(self) -> None:
+        from IPython import get_ipython
+
+        from .._live import display
+
+        cell = getattr(get_ipython(), "execution_count", None)
+        for view in self._views:
+            if isinstance(view, NotebookView) and view.cell == cell:
+                # `pipeline.start()` as the last line of its cell: its live view is this display.
+                if not view.shown:
+                    view.show_now(self.snapshot())
+                return
+        if self.done:
+            try:
+                display(self._future.result())
+            except BaseException as exc:  # noqa: BLE001 - displaying must not raise
+                display(f"run failed: {type(exc).__name__}: {exc}")
+            return
+        view = NotebookView(self.pipeline, keep_table=True)
+        self.watch(view)
+        view.show_now(self.snapshot())
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "running"
+        return f"<RunHandle {state}: {self.pipeline!r}>"
 
 
-def start(pipeline: Pipeline, *, fuse: bool, thread: bool | None = None) -> RunHandle:
+def start(
+    pipeline: Pipeline, *, fuse: bool, thread: bool | None = None, progress: bool | None = None
+) -> RunHandle:
     """Start in the current loop if there is one, else on a background thread."""
-    return RunHandle(pipeline, fuse=fuse, thread=not _in_running_loop() if thread is None else thread)
+    handle = RunHandle(pipeline, fuse=fuse, thread=not _in_running_loop() if thread is None else thread)
+    view = choose_view(pipeline, progress, keep_table=True, tty=False)
+    if view is not None:
+        handle.watch(view)
+    return handle
