@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -76,7 +77,7 @@ def test_to_and_tap_and_map_async_methods(fuse):
 
 
 def test_merge_fans_in_every_event(fuse):
-    a = fp.from_iterable(range(0, 1000))
+    a = fp.from_iterable(range(1000))
     b = fp.from_iterable(range(1000, 1500)).map(lambda x: x)
     c = fp.from_iterable(range(1500, 1600))
     out: fp.Collect[int] = fp.collect()
@@ -102,7 +103,7 @@ def test_merge_of_one_flow_is_that_flow():
 def test_merge_and_tee_need_arguments_of_the_right_kind():
     with pytest.raises(fp.PipelineDefinitionError, match="at least one flow"):
         fp.merge()
-    with pytest.raises(fp.PipelineDefinitionError, match="wrap iterables in fp.from_iterable"):
+    with pytest.raises(fp.PipelineDefinitionError, match=re.escape("wrap iterables in fp.from_iterable(...)")):
         fp.merge([1, 2])  # type: ignore[arg-type]
     with pytest.raises(fp.PipelineDefinitionError, match="at least one sink"):
         fp.tee()
@@ -212,3 +213,20 @@ def test_build_time_type_mismatch_names_both_stages():
     assert (info.value.upstream, info.value.downstream) == ("map(parse)", "map(length)")
     assert "`bytes`" in str(info.value)
     assert "`str`" in str(info.value)
+
+
+def test_a_sink_used_twice_in_one_pipeline_is_rejected():
+    out: fp.Collect[int] = fp.collect()
+    with pytest.raises(fp.PipelineDefinitionError, match=re.escape("the sink 'collect()' is used twice")):
+        fp.tee(out, fp.map(double) >> out)
+    with pytest.raises(fp.PipelineDefinitionError, match=re.escape("fp.tee(): the sink 'collect()'")):
+        fp.tee(fp.collect(), fp.tee(out, fp.filter(odd) >> out))
+    with pytest.raises(fp.PipelineDefinitionError, match=re.escape("Pipeline.on_error(): the sink 'collect()'")):
+        (fp.from_iterable([1]) >> fp.tee(fp.collect(), out)).on_error(out)
+
+
+def test_one_sink_in_two_pipelines_is_fine():
+    out: fp.Collect[int] = fp.collect()
+    (fp.from_iterable([1]) >> out).run()
+    (fp.from_iterable([2]) >> fp.map(double) >> out).run()
+    assert out.items == [4]

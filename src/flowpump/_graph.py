@@ -151,6 +151,27 @@ def _as_sink(obj: object, where: str) -> Sink[Any]:
     raise PipelineDefinitionError(msg)
 
 
+def _terminals(sink: Sink[Any]) -> list[SinkSpec]:
+    """The connectors at the ends of ``sink`` (several for a tee)."""
+    if isinstance(sink.terminal, tuple):
+        return [spec for branch in sink.terminal for spec in _terminals(branch)]
+    return [sink.terminal]
+
+
+def _check_no_reuse(sinks: list[Sink[Any]], where: str) -> None:
+    """Each run opens a sink once per place it appears; a second place would clobber the first
+    (a collect() would keep only one branch's events, a file would be truncated twice)."""
+    seen: set[int] = set()
+    for spec in (spec for s in sinks for spec in _terminals(s)):
+        if id(spec) in seen:
+            msg = (
+                f"{where}: the sink '{spec.label}' is used twice in one pipeline; give each place "
+                f"its own sink (e.g. two fp.collect()), or put the operators before a single sink"
+            )
+            raise PipelineDefinitionError(msg)
+        seen.add(id(spec))
+
+
 @dataclass(frozen=True, eq=False)
 class Flow(Generic[T_co]):
     """A stream of events of type ``T``: a source followed by zero or more operators.
@@ -297,7 +318,9 @@ class Pipeline:
 
     def on_error(self, sink: Sink[DeadLetter]) -> Pipeline:
         """Send dead letters (bad input, failing user functions) to ``sink``."""
-        return Pipeline(self.flow, self.sink, _as_sink(sink, "Pipeline.on_error()"))
+        errors = _as_sink(sink, "Pipeline.on_error()")
+        _check_no_reuse([self.sink, errors], "Pipeline.on_error()")
+        return Pipeline(self.flow, self.sink, errors)
 
     def run(self, *, fuse: bool = True, progress: bool | None = None) -> RunReport:
         """Run to completion and return the report; works inside a notebook's running loop.
@@ -376,4 +399,5 @@ def tee(*sinks: Sink[T]) -> Sink[T]:
         msg = "fp.tee() needs at least one sink: fp.tee(sink_a, sink_b)"
         raise PipelineDefinitionError(msg)
     checked = tuple(_as_sink(s, "fp.tee()") for s in sinks)
+    _check_no_reuse(list(checked), "fp.tee()")
     return checked[0] if len(checked) == 1 else Sink(checked)

@@ -11,8 +11,8 @@ PyPI is both small and maintained; Graphviz is used instead whenever it is insta
 from __future__ import annotations
 
 import html
-from itertools import pairwise
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from ._picture import DEAD_COLOUR, EDGE_COLOUR, FONT, GROUP_COLOURS, MONO, PALETTE, Diagram, Edge, Node
 
@@ -356,6 +356,7 @@ def render_builtin(d: Diagram) -> str:
         )
     outs: dict[str, list[_Vertex]] = {}
     ins: dict[str, list[_Vertex]] = {}
+
     def into_junction(e: Edge, b: _Vertex) -> bool:
         return e.dead and b.node is not None and b.node.kind == "dead"
 

@@ -151,10 +151,12 @@ def enrich(lookup: Lookup[K, V], *, key: Callable[[I], K], merge: Callable[[I, V
         if not callable(fn):
             msg = f"fp.enrich({what}={fn!r}) expects a callable, e.g. fp.enrich(users, key=lambda c: c.user, merge=...)"
             raise PipelineDefinitionError(msg)
-    get = getattr(lookup, "get", None)
-    if get is None or not callable(get):
+    from .app.lookups import Lookup
+
+    if not isinstance(lookup, Lookup):
         msg = f"fp.enrich() expects a lookup such as fp.Lookup.from_sql(...), got {lookup!r}"
         raise PipelineDefinitionError(msg)
+    get = lookup.get
 
     def enriched(event: Any) -> Any:
         return merge(event, get(key(event)))

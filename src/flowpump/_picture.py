@@ -23,6 +23,7 @@ from typing import Any, Literal
 from ._connector import RunContext, SinkSpec, SinkWriter, SourceBatch, SourceSpec
 from ._graph import Flow, Pipeline, Processor, Sink, Step, _common_type
 from ._typecheck import type_name
+from .compiler._plan import PlanStage
 
 __all__ = ["Diagram", "Edge", "Group", "Node", "Picture", "diagram", "dot_available", "to_svg"]
 
@@ -149,6 +150,13 @@ def _after(step: Step, tp: Any) -> Any:
     return None
 
 
+def _declared_input(stage: PlanStage) -> Any:
+    """The input type a stage's own function or connector declares (None when it declares none)."""
+    if stage.steps:
+        return stage.steps[0].in_type
+    return stage.sink.in_type if stage.sink is not None else None
+
+
 def _short(text: str) -> str:
     return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
 
@@ -181,6 +189,8 @@ def diagram(obj: object, *, fuse: bool | None = None) -> Diagram:
     # the type it sends (``incoming``) before the stage itself is drawn.
     for number, s in enumerate(stages, 1):
         tp = s.in_type if s.in_type is not None else _common_type(incoming.get(id(s), []))
+        if tp is None and s.steps:
+            tp = s.steps[0].in_type  # unknown upstream: what the stage's function declares
         where = f"own task, channel({s.channel})" if s.channel is not None else "inline"
         tip = f"{s.label}\n[{number}] {s.kind} · {where}"
         produced: Any = None
@@ -188,6 +198,7 @@ def diagram(obj: object, *, fuse: bool | None = None) -> Diagram:
             ids: list[str] = []
             for step in s.steps:
                 nid = add(step.label, "step", f"{step.label}\n[{number}] {step.kind} · {where}")
+                tp = tp if tp is not None else step.in_type
                 if ids:
                     d.edges.append(Edge(ids[-1], nid, type_name(tp), dead=s.errors))
                 ids.append(nid)
@@ -225,7 +236,8 @@ def diagram(obj: object, *, fuse: bool | None = None) -> Diagram:
 
     for s in stages:
         for n in s.next:
-            d.edges.append(Edge(exit_[id(s)], entry[id(n)], type_name(out[id(s)]), dead=s.errors))
+            tp = out[id(s)] if out[id(s)] is not None else _declared_input(n)
+            d.edges.append(Edge(exit_[id(s)], entry[id(n)], type_name(tp), dead=s.errors))
 
     if the_plan.errors is not None:
         junction = add("dead letters", "dead", "dead letters of every stage go to the on_error sink")
@@ -352,8 +364,12 @@ def to_svg(obj: object, *, fuse: bool | None = None, renderer: Renderer = "auto"
 class Picture:
     """An SVG that displays itself in a notebook; ``str(picture)`` is the SVG text."""
 
-    def __init__(self, svg: str) -> None:
+    def __init__(self, svg: str, title: str = "") -> None:
         self.svg = svg
+        self.title = title
+
+    def __repr__(self) -> str:
+        return f"<Picture {self.title}>" if self.title else "<Picture>"
 
     def _repr_svg_(self) -> str:
         return self.svg
@@ -365,4 +381,3 @@ class Picture:
         """Write the SVG to ``path``."""
         with open(path, "w", encoding="utf-8") as f:
             f.write(self.svg)
-

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._errors import FlowpumpError
-from ._graph import Pipeline
+from ._graph import Flow, Pipeline, Processor, Sink
 
 
 def load_target(target: str) -> Any:
@@ -51,6 +51,17 @@ def _pipeline(obj: Any, target: str) -> Pipeline:
     raise SystemExit(msg)
 
 
+def _app_summary(status: Any) -> str:
+    lines = [f"application {status.state}"]
+    for p in status.pipelines.values():
+        err = f", last error: {p.last_error}" if p.last_error else ""
+        lines.append(
+            f"  {p.name}: {p.state}, in {p.events_in}, out {p.events_out}, filtered {p.filtered}, "
+            f"dead-lettered {p.dead_lettered}, restarts {p.restarts}{err}"
+        )
+    return "\n".join(lines)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowpump", description="Typed stream processing.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,12 +71,21 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a pipeline: flowpump run app.py:pipeline")
     run.add_argument("target")
     run.add_argument("--no-fuse", action="store_true", help="run the unfused plan (debugging)")
+    run.add_argument("--http", metavar="HOST:PORT", help="serve /metrics and /status (an Application target)")
+    run.add_argument("--config", metavar="FILE", help="settings TOML for an Application (sets FLOWPUMP_CONFIG)")
     explain = sub.add_parser("explain", help="print the execution plan of a pipeline")
     explain.add_argument("target")
     explain.add_argument("--no-fuse", action="store_true")
     graph = sub.add_parser("graph", help="write a picture (SVG) of a pipeline's graph")
     graph.add_argument("target")
     graph.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
+    graph.add_argument("--no-fuse", action="store_true", help="draw the unfused plan (one box per step)")
+    graph.add_argument(
+        "--renderer",
+        choices=("auto", "graphviz", "builtin"),
+        default="auto",
+        help="layout engine (default: Graphviz's dot when installed, else the built-in layout)",
+    )
     return parser
 
 
@@ -78,7 +98,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return demo(args.dir, args.n)
         if args.command == "run":
-            report = _pipeline(load_target(args.target), args.target).run(fuse=not args.no_fuse)
+            if args.config:
+                # Set before the target is imported: its module may read app.settings at import.
+                os.environ["FLOWPUMP_CONFIG"] = args.config
+            obj = load_target(args.target)
+            from .app.application import Application
+
+            if isinstance(obj, Application):
+                print(_app_summary(obj.run(http=args.http)))
+                return 0
+            if args.http:
+                msg = f"--http serves an Application's metrics; {args.target} is a {type(obj).__name__}"
+                raise SystemExit(msg)
+            report = _pipeline(obj, args.target).run(fuse=not args.no_fuse)
             print(report)
             return 0
         if args.command == "explain":
@@ -87,7 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "graph":
             from .notebook import to_svg
 
-            svg = to_svg(load_target(args.target))
+            obj = load_target(args.target)
+            if not isinstance(obj, (Flow, Processor, Sink, Pipeline)):
+                msg = f"{args.target} is a {type(obj).__name__}, not a flowpump Pipeline, Flow, Processor or Sink"
+                raise SystemExit(msg)
+            svg = to_svg(obj, fuse=False if args.no_fuse else None, renderer=args.renderer)
             if args.output == "-":
                 sys.stdout.write(svg)
             else:

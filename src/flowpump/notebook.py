@@ -54,7 +54,8 @@ def picture(obj: object, *, fuse: bool | None = None, renderer: Renderer = "auto
     >>> "map(str)" in str(picture(p, fuse=False, renderer="builtin"))
     True
     """
-    return Picture(to_svg(obj, fuse=fuse, renderer=renderer))
+    d = diagram(obj, fuse=fuse)
+    return Picture(to_svg(d, renderer=renderer), d.title)
 
 
 # -- tables ------------------------------------------------------------------------------------
@@ -148,8 +149,10 @@ def _summary(report: RunReport) -> str:
 def _stage_rows(report: RunReport, rates: list[float] | None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for i, s in enumerate(report.stages):
-        rate = rates[i] if rates is not None and i < len(rates) else (
-            s.events_in / report.seconds if report.seconds > 0 else 0.0
+        rate = (
+            rates[i]
+            if rates is not None and i < len(rates)
+            else (s.events_in / report.seconds if report.seconds > 0 else 0.0)
         )
         row: dict[str, Any] = {
             "#": s.group,

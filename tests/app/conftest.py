@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import glob
 import os
@@ -10,7 +11,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -57,8 +58,6 @@ class PgServer:
 
     def create_database(self) -> str:
         """A fresh database; returns its DSN."""
-        import asyncio
-
         import asyncpg
 
         name = "t_" + uuid.uuid4().hex[:12]
@@ -138,3 +137,13 @@ def http_server() -> object:
 def port() -> int:
     """A free TCP port on 127.0.0.1."""
     return free_port()
+
+
+async def until(condition: Callable[[], object], within: float = 20.0, step: float = 0.001) -> None:
+    """Wait until ``condition()`` is true (polled; each turn lets the loop run other tasks)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            msg = f"condition not met within {within}s"
+            raise TimeoutError(msg)
+        await asyncio.sleep(step if step else 0)

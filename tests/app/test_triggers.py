@@ -11,6 +11,8 @@ import pytest
 import flowpump as fp
 from flowpump.app.clock import VirtualClock, use_clock
 
+from .conftest import until
+
 
 async def _collect(trigger: fp.app.Trigger, clock: VirtualClock, advance: float, *, step: float = 1.0) -> list[float]:
     seen: list[float] = []
@@ -157,8 +159,7 @@ def test_poll_async_function_none_skipped_and_errors_dead_lettered() -> None:
 
 async def _run_until(pipeline: fp.Pipeline, dead: fp.Collect[fp.DeadLetter], cond: object) -> fp.RunReport:
     handle = pipeline.on_error(dead).start()
-    while not cond():  # type: ignore[operator]
-        await asyncio.sleep(0)
+    await until(cond, step=0)  # type: ignore[arg-type]
     handle.stop()
     return await handle.wait()
 
@@ -170,7 +171,9 @@ def test_poll_types_flow_into_the_build_time_check() -> None:
     def shout(s: str) -> str:
         return s.upper()
 
-    with pytest.raises(fp.PipelineTypeError, match=re.escape("expects `str`, but 'poll(probe, every(5s))' produces `int`")):
+    with pytest.raises(
+        fp.PipelineTypeError, match=re.escape("expects `str`, but 'poll(probe, every(5s))' produces `int`")
+    ):
         fp.poll(probe, every=fp.every(5)) >> fp.map(shout)  # type: ignore[operator]
 
 
@@ -203,8 +206,7 @@ def test_poll_once_in_an_application_and_on_topic_via_publish() -> None:
     async def main() -> None:
         handle = app2.start()
         for _ in range(3):
-            while app2.state != "running":
-                await asyncio.sleep(0)
+            await until(lambda: app2.state == "running", step=0)
             for _ in range(20):
                 await asyncio.sleep(0)
             app2.publish("ping")

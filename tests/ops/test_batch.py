@@ -64,12 +64,15 @@ def test_batch_labels():
     assert fp.batch(3, timeout=0.5).label == "batch(3, 0.5s)"
 
 
-@pytest.mark.parametrize(("size", "timeout", "message"), [
-    (0, None, "size must be an int >= 1"),
-    (2.5, None, "size must be an int >= 1"),
-    (2, 0, "timeout must be > 0 seconds"),
-    (2, -1.0, "timeout must be > 0 seconds"),
-])
+@pytest.mark.parametrize(
+    ("size", "timeout", "message"),
+    [
+        (0, None, "size must be an int >= 1"),
+        (2.5, None, "size must be an int >= 1"),
+        (2, 0, "timeout must be > 0 seconds"),
+        (2, -1.0, "timeout must be > 0 seconds"),
+    ],
+)
 def test_batch_arguments_are_validated(size, timeout, message):
     with pytest.raises(fp.PipelineDefinitionError, match=message):
         fp.batch(size, timeout)

@@ -42,11 +42,17 @@ async def _one_at_a_time(build: Callable[[fp.Flow[int], fp.Sink[int]], fp.Pipeli
     ("name", "build", "expected"),
     [
         ("direct", lambda src, sink: src >> sink, [0, 1, 2, 3, 4]),
-        ("fused steps", lambda src, sink: src >> fp.map(lambda x: x * 10) >> fp.filter(lambda x: x >= 0) >> sink,
-         [0, 10, 20, 30, 40]),
+        (
+            "fused steps",
+            lambda src, sink: src >> fp.map(lambda x: x * 10) >> fp.filter(lambda x: x >= 0) >> sink,
+            [0, 10, 20, 30, 40],
+        ),
         ("map_async", lambda src, sink: src >> fp.map_async(_plus_one, concurrency=8) >> sink, [1, 2, 3, 4, 5]),
-        ("batch with timeout", lambda src, sink: src >> fp.batch(1000, timeout=0.001) >> fp.unbatch() >> sink,
-         [0, 1, 2, 3, 4]),
+        (
+            "batch with timeout",
+            lambda src, sink: src >> fp.batch(1000, timeout=0.001) >> fp.unbatch() >> sink,
+            [0, 1, 2, 3, 4],
+        ),
         ("merge", lambda src, sink: fp.merge(src, fp.from_iterable([])) >> sink, [0, 1, 2, 3, 4]),
     ],
     ids=lambda v: v if isinstance(v, str) else "",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -101,7 +102,7 @@ def test_start_in_a_running_loop_then_stop_and_wait(arun, fuse):
         assert written == [2 * x for x in range(len(written))]
         await asyncio.sleep(0)
         assert {t for t in asyncio.all_tasks() - before if not t.done()} == set()
-        with pytest.raises(RuntimeError, match="use `await handle.wait\\(\\)`"):
+        with pytest.raises(RuntimeError, match=re.escape("use `await handle.wait()`")):
             handle.result()
 
     arun(body())
@@ -162,9 +163,9 @@ def test_stopping_an_async_generator_source_closes_it_in_the_running_loop(arun, 
     async def body() -> None:
         gen = Closing()
         out: fp.Collect[int] = fp.collect()
-        handle = (fp.from_iterable(gen.events()) >> out).start(fuse=fuse)
-        while gen.produced < 100:
-            await asyncio.sleep(0)
+        flowing = asyncio.Event()
+        handle = (fp.from_iterable(gen.events()) >> fp.tap(lambda x: x < 100 or flowing.set()) >> out).start(fuse=fuse)
+        await flowing.wait()
         handle.stop()
         report = await handle.wait()
         # Its ``finally`` ran when the run ended, not whenever the loop shuts down.

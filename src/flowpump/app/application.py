@@ -332,6 +332,12 @@ class Application(Generic[C]):
             logger.warning("second stop request: cancelling the pipelines now")
             self._force.set()
         self._stopping.set()
+        # Stop the sources right here, not when the supervisor task next runs: a source busy
+        # with CPU-heavy batches gives the loop one turn per batch, and waking the supervisor
+        # takes several turns.
+        for entry in self._pipelines.values():
+            if entry.stop is not None:
+                entry.stop.set()
 
     def run(self, *, http: str | None = None) -> AppStatus:
         """Run until every pipeline ends or a signal stops it; return the final status."""

@@ -7,33 +7,42 @@ C-level iteration (``list.extend(map(f, events))``) with no Python bytecode per 
 
     def fused(batch, dead):
         v1 = []; t0 = []; m = map(f0, batch)
-        while True:                                   # map(f)
+        while True:                                  # map(f)
             try:
                 v1.extend(m)
-            except Exception as exc:                  # f raised on batch[len(v1) + len(t0)]
-                i = len(v1) + len(t0); t0.append(i); dead(exc, 0, batch, i, ())
-                continue                              # resume the same map after that event
-            ...                                       # (a StopIteration from f, see below)
+            except Exception as exc:                 # f raised on batch[len(v1) + len(t0)]
+                i = len(v1) + len(t0); t0.append(i)
+                dead(exc, 0, batch, i, ())
+                continue                             # resume the same map after that event
+            ...                                      # (a StopIteration from f, see below)
             break
-        t1 = []; m = map(f1, v1)                      # filter(g): the predicate's results...
-        ...                                           # ...collected like a map, then
-        v2 = list(compress(v1, t1))                   # ...the events whose result is true
+        v2 = []; it = iter(v1); c = filter(f1, chain(it, _end()))
+        while True:                                  # filter(g)
+            try:
+                v2.extend(c)
+            except _BatchEnd:                        # _end() raises it after the last event
+                break
+            except Exception as exc:                 # g raised on v1[i]
+                dead(exc, 1, v1, len(v1) - it.__length_hint__() - 1, (t0,))
+                continue
+            ...                                      # (a StopIteration from g)
         return v2, (len(v1), len(v2))
 
-Why columns: it is as fast as a list comprehension, and it is exactly what the unfused plan does
-(there each step is a stage that takes the whole batch), so side effects of user functions happen
-in the same order in both modes. Invariants:
+Why columns: it runs as fast as a list comprehension, and it is what the unfused plan does (there
+each step is a stage that takes the whole batch), so user functions see events, and side effects
+happen, in the same order in both modes. Invariants:
 - every user function is called once per event it receives, never twice;
-- a failing event is reported to ``dead(exc, step, inputs, index, trace)`` with the exact step
-  and that step's input (``inputs[index]``); ``trace`` holds what the earlier passes recorded
-  (failed indices, filter results, flat_map ends) so the runtime can find the source event;
-- ``list.extend`` keeps what was appended before an exception, and ``map``/``compress`` resume
-  after the event that raised, so the rest of the batch is processed exactly once;
+- a failing event is reported as ``dead(exc, step, inputs, index, trace)`` with the exact step and
+  that step's input ``inputs[index]``; ``trace`` holds what the earlier passes recorded, from
+  which ``FusedGroup.source_event`` finds the batch event it came from (for its position);
+- ``list.extend`` keeps what it appended before an exception, and ``map``/``filter``/``compress``
+  resume after the event that raised, so the rest of the batch is processed exactly once;
 - ``list.extend`` takes a ``StopIteration`` raised by a user function for the end of the
-  iteration; the pass then has fewer results than inputs, which is how it is detected.
+  iteration and drops it: a pass detects that (fewer results than inputs; no ``_BatchEnd``) and
+  dead-letters the event with a new ``StopIteration()`` (the original's arguments are lost).
 
-The source is registered with ``linecache`` so a traceback through it shows the step's line, which
-carries the step's label; the user's own frame follows it.
+The source is registered with ``linecache`` so a traceback through it shows the pass's line, which
+names the step; the user's own frame follows it.
 """
 
 from __future__ import annotations
@@ -41,13 +50,13 @@ from __future__ import annotations
 import bisect
 import itertools
 import linecache
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._graph import SYNC_KINDS, Step
 
-__all__ = ["FusedGroup", "compile_group", "source_index"]
+__all__ = ["FusedGroup", "compile_group"]
 
 #: ``dead(exc, step, inputs, index, trace)``
 DeadFn = Callable[[BaseException, int, list[Any], int, tuple[Any, ...]], None]
@@ -60,12 +69,34 @@ _cache: dict[tuple[Step, ...], FusedGroup] = {}
 _CACHE_SIZE = 256
 
 
+class _BatchEnd(Exception):  # noqa: N818 - a signal, not an error
+    """Raised after the last event of a filter pass: tells a normal end from a StopIteration."""
+
+
+def _end() -> Iterator[Any]:
+    raise _BatchEnd
+    yield  # a generator: raises on the first next(), i.e. once the batch is used up
+
+
+def _without(events: list[Any], failed: list[int]) -> list[Any]:
+    """``events`` without the indices in ``failed``."""
+    drop = set(failed)
+    return [e for i, e in enumerate(events) if i not in drop]
+
+
 @dataclass(frozen=True, slots=True)
 class FusedGroup:
-    """A compiled run of synchronous steps."""
+    """A compiled run of synchronous steps.
+
+    ``masked[k]`` says how filter k records its trace: its predicate results, aligned with its
+    input, when a ``map``/``flat_map`` comes before it in the group and a step after it (its
+    output events then need not be events of the batch); otherwise its output list, whose events
+    are events of the batch themselves.
+    """
 
     steps: tuple[Step, ...]
     fn: FusedFn
+    masked: tuple[bool, ...]
     #: generated line number -> index of the step whose pass is on that line
     line_to_step: dict[int, int]
     filename: str
@@ -80,27 +111,38 @@ class FusedGroup:
             tb = tb.tb_next
         return 0
 
+    def source_event(
+        self, step: int, index: int, trace: tuple[Any, ...], batch: list[Any], memo: dict[int, list[int]]
+    ) -> Any:
+        """The event of ``batch`` that became input ``index`` of step ``step``.
 
-def source_index(steps: Sequence[Step], step: int, index: int, trace: tuple[Any, ...]) -> int:
-    """The index in the batch of the event that became input ``index`` of ``steps[step]``.
-
-    ``trace[k]`` is what pass k recorded: the failed input indices (map, tap), the predicate
-    results with failures set to False (filter), or the output length after each input (flat_map).
-    Only called for dead letters, so it may take a pass over the batch.
-    """
-    for k in range(step - 1, -1, -1):
-        kind, info = steps[k].kind, trace[k]
-        if kind == "filter":
-            kept = list(itertools.compress(range(len(info)), info))
-            index = kept[index]
-        elif kind == "flat_map":
-            index = bisect.bisect_right(info, index)
-        else:  # map, tap: skip the inputs that failed (ascending)
-            for failed in info:
-                if failed > index:
-                    break
-                index += 1
-    return index
+        ``trace[k]`` is what pass k recorded: failed input indices, ascending (map, tap); output
+        lengths after each input (flat_map); predicate results with failures set to False, or the
+        output list (filter, see ``masked``). Only called for dead letters. ``memo`` (one per batch)
+        keeps each filter's kept indices, so many dead letters in a batch cost one pass, not many.
+        """
+        for k in range(step - 1, -1, -1):
+            kind, info = self.steps[k].kind, trace[k]
+            if kind == "filter":
+                if not self.masked[k]:
+                    # No map before it: its output events are the batch's own events.
+                    return info[index]
+                kept = memo.get(id(info))
+                if kept is None:
+                    kept = memo[id(info)] = list(itertools.compress(range(len(info)), info))
+                index = kept[index]
+            elif kind == "flat_map":
+                index = bisect.bisect_right(info, index)
+            elif info:  # map, tap: the smallest i with i - (failures <= i) == index
+                lo, hi = index, index + len(info)
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if mid - bisect.bisect_right(info, mid) >= index:
+                        hi = mid
+                    else:
+                        lo = mid + 1
+                index = lo
+        return batch[index]
 
 
 class _Writer:
@@ -114,11 +156,11 @@ class _Writer:
             self.line_to_step[len(self.lines)] = step
 
 
-def _collect(w: _Writer, k: int, label: str, results: str, fails: str | None, src: str, trace: str) -> None:
-    """A pass ``results.extend(map(fk, src))`` that resumes after each failing event.
+def _map_pass(w: _Writer, k: int, label: str, results: str, fails: str | None, src: str, trace: str) -> None:
+    """``results.extend(map(fk, src))``, resuming after each failing event.
 
-    ``fails`` names the list of failed indices; None means a failure is recorded in ``results``
-    itself as ``False`` (the filter's predicate results stay aligned with its inputs).
+    ``fails`` names the list of failed indices; None records a failure in ``results`` itself as
+    False (a masked filter's predicate results stay aligned with its input).
     """
     done = f"len({results}) + len({fails})" if fails is not None else f"len({results})"
     record = f"{fails}.append(i)" if fails is not None else f"{results}.append(False)"
@@ -131,8 +173,7 @@ def _collect(w: _Writer, k: int, label: str, results: str, fails: str | None, sr
     w(3, record)
     w(3, f"dead(exc, {k}, {src}, i, {trace})")
     w(3, "continue")
-    # extend() ends quietly when the user function raises StopIteration: fewer results than inputs.
-    w(2, f"if {done} < len({src}):")
+    w(2, f"if {done} < len({src}):  # the function raised StopIteration, taken for the end")
     w(3, f"i = {done}")
     w(3, record)
     w(3, f"dead(StopIteration(), {k}, {src}, i, {trace})")
@@ -140,11 +181,33 @@ def _collect(w: _Writer, k: int, label: str, results: str, fails: str | None, sr
     w(2, "break")
 
 
-def _generate(steps: tuple[Step, ...]) -> _Writer:
+def _iter_pass(w: _Writer, k: int, label: str, dst: str, src: str, trace: str, make: str, mask: str | None) -> None:
+    """``dst.extend(make)`` where ``make`` iterates ``it = iter(src)`` and may raise per event."""
+    w(1, f"it = iter({src})")
+    w(1, f"c = {make}")
+    w(1, "while True:")
+    w(2, "try:")
+    w(3, f"{dst}.extend(c)  # {label}", k)
+    if mask is None:
+        w(2, "except _BatchEnd:")
+        w(3, "break")
+    w(2, "except Exception as exc:")
+    w(3, f"i = len({src}) - it.__length_hint__() - 1")
+    if mask is not None:
+        w(3, f"{mask}[i] = False")
+    w(3, f"dead(exc, {k}, {src}, i, {trace})")
+    w(3, "continue")
+    if mask is None:
+        w(2, f"i = len({src}) - it.__length_hint__() - 1  # no _BatchEnd: the predicate raised StopIteration")
+        w(2, f"dead(StopIteration(), {k}, {src}, i, {trace})")
+    else:
+        w(2, "break")
+
+
+def _generate(steps: tuple[Step, ...], masked: tuple[bool, ...]) -> _Writer:
     w = _Writer()
     w(0, "def fused(batch, dead):")
     w(1, "v0 = batch")
-    last = len(steps) - 1
     for k, step in enumerate(steps):
         src, dst, info = f"v{k}", f"v{k + 1}", f"t{k}"
         trace = "(" + "".join(f"t{j}, " for j in range(k)) + ")"
@@ -152,40 +215,35 @@ def _generate(steps: tuple[Step, ...]) -> _Writer:
         if step.kind == "map":
             w(1, f"{dst} = []")
             w(1, f"{info} = []")
-            _collect(w, k, step.label, dst, info, src, trace)
+            _map_pass(w, k, step.label, dst, info, src, trace)
         elif step.kind == "tap":
             w(1, "r = []")
             w(1, f"{info} = []")
-            _collect(w, k, step.label, "r", info, src, trace)
+            _map_pass(w, k, step.label, "r", info, src, trace)
             w(1, "del r")
             w(1, f"{dst} = _without({src}, {info}) if {info} else {src}")
-        elif step.kind == "filter":
+        elif step.kind == "filter" and masked[k]:
+            # The predicate's results are kept (to find source events); compress() then converts
+            # each to bool once and keeps the events whose result is true.
             w(1, f"{info} = []")
-            _collect(w, k, step.label, info, None, src, trace)
+            _map_pass(w, k, step.label, info, None, src, trace)
             w(1, f"{dst} = []")
-            w(1, f"it = iter({src})")
-            w(1, f"c = compress(it, {info})")
-            w(1, "while True:")
-            w(2, "try:")
-            w(3, f"{dst}.extend(c)  # {step.label}", k)
-            w(3, "break")
-            # The predicate's result could not be converted to bool: a failure of this step.
-            w(2, "except Exception as exc:")
-            w(3, f"i = len({src}) - it.__length_hint__() - 1")
-            w(3, f"{info}[i] = False")
-            w(3, f"dead(exc, {k}, {src}, i, {trace})")
+            _iter_pass(w, k, step.label, dst, src, trace, f"compress(it, {info})", info)
+        elif step.kind == "filter":
+            w(1, f"{dst} = []")
+            _iter_pass(w, k, step.label, dst, src, trace, f"filter(f{k}, chain(it, _end()))", None)
+            w(1, f"{info} = {dst}")
         else:  # flat_map: a Python loop, one extend() per input event
             w(1, f"{dst} = []")
             w(1, f"ext = {dst}.extend")
             w(1, f"{info} = []")
-            if k < last:
-                w(1, f"ends = {info}.append")
+            w(1, f"ends = {info}.append")
             w(1, f"for i, e in enumerate({src}):")
             w(2, "try:")
             w(3, f"ext(f{k}(e))  # {step.label}", k)
             w(2, "except Exception as exc:")
             w(3, f"dead(exc, {k}, {src}, i, {trace})")
-            if k < last:
+            if k < len(steps) - 1:
                 # Output index -> input index, for dead letters further down the group.
                 w(2, f"ends(len({dst}))")
     lengths = "".join(f"len(v{k + 1}), " for k in range(len(steps)))
@@ -193,10 +251,13 @@ def _generate(steps: tuple[Step, ...]) -> _Writer:
     return w
 
 
-def _without(events: list[Any], failed: list[int]) -> list[Any]:
-    """``events`` without the indices in ``failed``."""
-    drop = set(failed)
-    return [e for i, e in enumerate(events) if i not in drop]
+def _masks(steps: tuple[Step, ...]) -> tuple[bool, ...]:
+    out: list[bool] = []
+    seen_new_events = False
+    for k, s in enumerate(steps):
+        out.append(s.kind == "filter" and seen_new_events and k < len(steps) - 1)
+        seen_new_events = seen_new_events or s.kind in ("map", "flat_map")
+    return tuple(out)
 
 
 def compile_group(steps: Sequence[Step]) -> FusedGroup:
@@ -209,14 +270,17 @@ def compile_group(steps: Sequence[Step]) -> FusedGroup:
     if cached is not None:
         _register(cached)
         return cached
-    w = _generate(steps)
+    masked = _masks(steps)
+    w = _generate(steps, masked)
     source = "\n".join(w.lines) + "\n"
     title = " >> ".join(s.label for s in steps)
     filename = f"<flowpump fused #{next(_serial)}: {title}>"
     namespace: dict[str, Any] = {f"f{k}": s.fn for k, s in enumerate(steps)}
-    namespace.update(compress=itertools.compress, _without=_without)
+    namespace.update(
+        chain=itertools.chain, compress=itertools.compress, _end=_end, _BatchEnd=_BatchEnd, _without=_without
+    )
     exec(compile(source, filename, "exec"), namespace)
-    group = FusedGroup(steps, namespace["fused"], w.line_to_step, filename, source)
+    group = FusedGroup(steps, namespace["fused"], masked, w.line_to_step, filename, source)
     if len(_cache) >= _CACHE_SIZE:
         old = _cache.pop(next(iter(_cache)))
         linecache.cache.pop(old.filename, None)
@@ -226,7 +290,7 @@ def compile_group(steps: Sequence[Step]) -> FusedGroup:
 
 
 def _register(group: FusedGroup) -> None:
-    # Again on every use: something may have cleared linecache since (linecache.clearcache()).
+    # On every use: something may have cleared linecache since (linecache.clearcache()).
     if group.filename not in linecache.cache:
         src = group.source
         linecache.cache[group.filename] = (len(src), None, src.splitlines(True), group.filename)

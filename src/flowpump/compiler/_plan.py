@@ -67,8 +67,13 @@ class Plan:
         if self.errors is not None:
             visit(self.errors)
         order: list[PlanStage] = []
-        ready = [s for s in seen.values() if indegree.get(id(s), 0) == 0]
-        while ready:
+        # The dead-letter branch has no producer in the DAG either: hold it back until the main
+        # DAG is done, so reports and explain() list it last.
+        ready = [s for s in seen.values() if indegree.get(id(s), 0) == 0 and s is not self.errors]
+        later = [self.errors] if self.errors is not None else []
+        while ready or later:
+            if not ready:
+                ready.append(later.pop())
             s = ready.pop(0)
             order.append(s)
             for n in s.next:

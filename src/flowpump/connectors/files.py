@@ -125,15 +125,19 @@ class _LinesSource(_FileSource):
 
     def decode(self, block: bytes, first_line: int, n_lines: int) -> SourceBatch:
         try:
-            return SourceBatch(block.decode(self.encoding).split("\n")[:-1], Positions(self.name, first_line))
+            text = block.decode(self.encoding)
         except UnicodeDecodeError:
             pass
+        else:
+            if "\r" in text:  # Windows line ends: a "\r\n" ends a line as "\n" does
+                text = text.replace("\r\n", "\n")
+            return SourceBatch(text.split("\n")[:-1], Positions(self.name, first_line))
         events: list[str] = []
         lines: list[int] = []
         dead: list[DeadLetter] = []
         for i, raw in enumerate(block.split(b"\n")[:-1]):
             try:
-                events.append(raw.decode(self.encoding))
+                events.append(raw.decode(self.encoding).removesuffix("\r"))
                 lines.append(first_line + i)
             except UnicodeDecodeError as exc:
                 pos = f"{self.name}:{first_line + i}"
@@ -231,7 +235,19 @@ class _JsonlWriter(_FileWriter):
     def write(self, events: list[Any]) -> None:
         data, dead = self.codec.encode(events)
         self.f.write(data)
-        self.rejects.extend(dead)
+        self.rejects.extend(self._salvage(dead) if dead else dead)
+
+    def _salvage(self, dead: list[DeadLetter]) -> list[DeadLetter]:
+        """Write dead letters whose event JSON cannot encode with ``repr(event)`` instead.
+
+        Such a record would otherwise be rejected by the dead-letter sink itself and lost.
+        """
+        letters = [d.event for d in dead if isinstance(d.event, DeadLetter)]
+        if not letters:
+            return dead
+        data, still = self.codec.encode([msgspec.structs.replace(d, event=repr(d.event)) for d in letters])
+        self.f.write(data)
+        return [d for d in dead if not isinstance(d.event, DeadLetter)] + still
 
 
 class _LinesWriter(_FileWriter):

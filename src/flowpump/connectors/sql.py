@@ -73,6 +73,11 @@ def _ident(name: str, what: str) -> str:
     return name
 
 
+def _q(name: str) -> str:
+    """Quote an identifier (checked by ``_ident``): ``user`` is a reserved word in PostgreSQL."""
+    return ".".join(f'"{part}"' for part in name.split("."))
+
+
 def _check_conn(conn: object, where: str) -> None:
     from ..app.connections import SQLConnection
 
@@ -132,16 +137,16 @@ class _SqlWriter(SinkWriter):
                 raise PipelineDefinitionError(msg)
         if spec.create and not await conn.table_exists(spec.table):
             types = _field_types(first)
-            cols = [f"{c} {_column_type(types.get(c), conn.dialect)}" for c in columns]
+            cols = [f"{_q(c)} {_column_type(types.get(c), conn.dialect)}" for c in columns]
             if spec.key:
-                cols.append(f"primary key ({', '.join(spec.key)})")
-            await conn.execute(f"create table if not exists {spec.table} ({', '.join(cols)})")
+                cols.append(f"primary key ({', '.join(map(_q, spec.key))})")
+            await conn.execute(f"create table if not exists {_q(spec.table)} ({', '.join(cols)})")
         params = ", ".join(conn.param(i) for i in range(1, len(columns) + 1))
-        statement = f"insert into {spec.table} ({', '.join(columns)}) values ({params})"
+        statement = f"insert into {_q(spec.table)} ({', '.join(map(_q, columns))}) values ({params})"
         if spec.key:
-            rest = [c for c in columns if c not in spec.key]
+            rest = [_q(c) for c in columns if c not in spec.key]
             action = "do update set " + ", ".join(f"{c} = excluded.{c}" for c in rest) if rest else "do nothing"
-            statement += f" on conflict ({', '.join(spec.key)}) {action}"
+            statement += f" on conflict ({', '.join(map(_q, spec.key))}) {action}"
         self.columns, self.statement = columns, statement
 
     def _value(self, v: Any) -> Any:
@@ -295,8 +300,8 @@ class _ReadSqlSpec(SourceSpec):
         conn, cursor = self.conn, self.cursor
         assert cursor is not None
         n = len(self.params)
-        where = "" if after is None else f" where {cursor} > {conn.param(n + 1)}"
-        sql = f"select * from ({self.query}) as _flowpump_q{where} order by {cursor} limit {self.batch_size}"
+        where = "" if after is None else f" where {_q(cursor)} > {conn.param(n + 1)}"
+        sql = f"select * from ({self.query}) as _flowpump_q{where} order by {_q(cursor)} limit {self.batch_size}"
         return sql, self.params + (() if after is None else (after,))
 
     def _ack(self, value: Any) -> Any:

@@ -45,11 +45,24 @@ class _StdoutWriter(SinkWriter):
         self.rejects: list[Any] = []
 
     def write(self, events: list[Any]) -> None:
-        if all(type(e) is str for e in events):
+        strings = [type(e) is str for e in events]
+        if all(strings):
             data = ("\n".join(events) + "\n").encode()
-        else:
+        elif not any(strings):
             data, dead = self.codec.encode(events)
             self.rejects.extend(dead)
+        else:
+            # A string is written as it is whatever else shares its batch, so the output does not
+            # depend on how events happened to be batched.
+            parts: list[bytes] = []
+            for e, is_str in zip(events, strings, strict=True):
+                if is_str:
+                    parts.append(e.encode() + b"\n")
+                else:
+                    part, dead = self.codec.encode([e])
+                    parts.append(part)
+                    self.rejects.extend(dead)
+            data = b"".join(parts)
         out = sys.stdout
         out.flush()
         out.buffer.write(data)

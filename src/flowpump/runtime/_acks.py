@@ -88,8 +88,8 @@ class Envelope:
         if self._index is None:
             # Built on the first dead letter only: the happy path never pays for it.
             index: dict[int, int] = {}
-            for i, e in enumerate(origin.events):
-                index.setdefault(id(e), i)
+            for j, e in enumerate(origin.events):
+                index.setdefault(id(e), j)
             self._index = index
         i = self._index.get(id(event))
         if i is None or origin.events[i] is not event:

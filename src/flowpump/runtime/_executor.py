@@ -47,7 +47,13 @@ class Outlet:
         raise NotImplementedError
 
 
+class _Rejected(Exception):
+    """A record rejected by a connector (undecodable, unencodable); its text already names the error."""
+
+
 def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, _Rejected):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -75,51 +81,57 @@ class DeadRouter(Outlet):
 
 
 class FusedOutlet(Outlet):
-    """Runs a compiled loop of synchronous steps over each batch."""
+    """Runs a compiled group of synchronous steps over each batch."""
 
     def __init__(self, group: FusedGroup, stats: list[StageStats], nxt: Outlet, dead: DeadRouter) -> None:
         self.group = group
         self.fn = group.fn
         self.stats = stats
+        self.filters = [s.kind == "filter" for s in group.steps]
         self.next = nxt
         self.dead_router = dead
         self._dead: list[DeadLetter] = []
         self._dead_steps = [0] * len(stats)
         self._env: Envelope | None = None
+        self._batch: list[Any] = []
+        self._memo: dict[int, list[int]] = {}
 
-    def _on_dead(self, exc: BaseException, event: Any, source_event: Any) -> None:
-        k = self.group.step_of(exc)
+    def _on_dead(self, exc: BaseException, k: int, inputs: list[Any], index: int, trace: tuple[Any, ...]) -> None:
         self._dead_steps[k] += 1
         label = self.group.steps[k].label
         self.dead_router.run.note_exception(exc, label)
-        pos = self._env.position_of(source_event) if self._env is not None else None
-        self._dead.append(DeadLetter(stage=label, error=_error_text(exc), event=event, position=pos))
+        env = self._env
+        pos = None
+        if env is not None and env.origin is not None:
+            pos = env.position_of(self.group.source_event(k, index, trace, self._batch, self._memo))
+        self._dead.append(DeadLetter(stage=label, error=_error_text(exc), event=inputs[index], position=pos))
 
     async def push(self, events: list[Any], env: Envelope) -> None:
         self._env = env
+        self._batch = events
         t0 = time.perf_counter()
-        out, counts = self.fn(events, self._on_dead)
+        out, lengths = self.fn(events, self._on_dead)
         elapsed = time.perf_counter() - t0
+        self._env = None
+        self._batch = []
         n = len(events)
         dead_steps = self._dead_steps
+        filters = self.filters
+        # Per step: in = out + filtered + dead (a flat_map's out is what it emitted).
         for k, st in enumerate(self.stats):
-            st.seconds += elapsed
+            m = lengths[k]
             d = dead_steps[k]
+            st.seconds += elapsed
             st.events_in += n
-            kind = self.group.steps[k].kind
-            if kind == "filter":
-                st.filtered += counts[k]
-                n = n - counts[k] - d
-            elif kind == "flat_map":
-                n = counts[k]
-            else:
-                n -= d
+            st.events_out += m
             st.dead_lettered += d
-            st.events_out += n
-        self._env = None
+            if filters[k]:
+                st.filtered += n - m - d
+            n = m
         if self._dead:
             dead, self._dead = self._dead, []
             self._dead_steps = [0] * len(self.stats)
+            self._memo.clear()
             env.hold()
             await self.dead_router.push(dead, env)
         if out:
@@ -294,7 +306,7 @@ class SinkOutlet(Outlet):
             rejects.clear()
             st.events_out += len(events) - len(dead)
             st.dead_lettered += len(dead)
-            self.dead_router.run.note_exception(ValueError(dead[0].error), self.label)
+            self.dead_router.run.note_exception(_Rejected(dead[0].error), self.label)
             if st.role != "errors":
                 env.hold()
                 await self.dead_router.push(dead, env)
@@ -360,6 +372,9 @@ class _Run:
         self._outlets: dict[int, Outlet] = {}
         self._numbers = {id(s): i for i, s in enumerate(the_plan.stages(), 1)}
         self.dead = DeadRouter(self, None)
+        # The dead-letter branch's own failures are counted, never sent back into that branch:
+        # a failing step there would otherwise feed itself forever.
+        self.dead_of_errors = DeadRouter(self, None)
 
     def note_exception(self, exc: BaseException, label: str) -> None:
         if self.first_exception is None:
@@ -396,12 +411,13 @@ class _Run:
 
     async def _inner(self, stage: PlanStage) -> Outlet:
         role = "errors" if stage.errors else "step"
+        dead = self.dead_of_errors if stage.errors else self.dead
         nxt = [await self.outlet(n) for n in stage.next]
         if stage.kind == "fused":
             stats = [self._stats(stage, s.label, s.kind, role) for s in stage.steps]
-            return FusedOutlet(compile_group(stage.steps), stats, nxt[0], self.dead)
+            return FusedOutlet(compile_group(stage.steps), stats, nxt[0], dead)
         if stage.kind == "map_async":
-            return MapAsyncOutlet(stage.steps[0], self._stats(stage, stage.label, "map_async", role), nxt[0], self.dead)
+            return MapAsyncOutlet(stage.steps[0], self._stats(stage, stage.label, "map_async", role), nxt[0], dead)
         if stage.kind == "batch":
             return BatchOutlet(stage.steps[0], self._stats(stage, stage.label, "batch", role), nxt[0])
         if stage.kind == "tee":
@@ -411,7 +427,7 @@ class _Run:
         assert stage.sink is not None
         writer = await stage.sink.open(self.ctx)
         role = "errors" if stage.errors else "sink"
-        out = SinkOutlet(stage, writer, self._stats(stage, stage.label, "sink", role), self.dead)
+        out = SinkOutlet(stage, writer, self._stats(stage, stage.label, "sink", role), dead)
         self.sinks.append(out)
         return out
 
@@ -443,7 +459,7 @@ class _Run:
                 env = Envelope([tracker.ticket(b.on_done)], b)
                 if b.dead:
                     st.dead_lettered += len(b.dead)
-                    self.note_exception(ValueError(b.dead[0].error), stage.label)
+                    self.note_exception(_Rejected(b.dead[0].error), stage.label)
                     env.hold()
                     await dead.push(b.dead, env)
                 if b.events:
@@ -476,17 +492,25 @@ class _Run:
         await inner.finish()
 
 
-async def _wait_all(tasks: list[asyncio.Task[None]]) -> BaseException | None:
-    """Wait for ``tasks``; on the first failure cancel the rest and return the error."""
-    if not tasks:
-        return None
-    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    failed = next((t.exception() for t in done if not t.cancelled() and t.exception() is not None), None)
-    if failed is not None:
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-    return failed
+async def _wait_all(
+    tasks: list[asyncio.Task[None]], watch: list[asyncio.Task[None]] | None = None
+) -> BaseException | None:
+    """Wait for ``tasks``; on the first failure cancel the rest and return the error.
+
+    A failure of a ``watch`` task counts too, but ``watch`` tasks need not end: the dead-letter
+    tasks end only after the main ones, yet if one fails meanwhile, a main task waiting for room
+    in its channel would otherwise wait forever.
+    """
+    pending: set[asyncio.Task[None]] = {*tasks, *(watch or ())}
+    while not all(t.done() for t in tasks):
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        failed = next((t.exception() for t in done if not t.cancelled() and t.exception() is not None), None)
+        if failed is not None:
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            return failed
+    return None
 
 
 class Progress:
@@ -531,7 +555,7 @@ async def execute(
             (errors if is_errors else main).append(asyncio.create_task(run.consumer_task(channel, inner)))
         for stage, nxt, st in run.sources:
             main.append(asyncio.create_task(run.source_task(stage, nxt, st)))
-        failure = await _wait_all(main)
+        failure = await _wait_all(main, watch=errors)
         if failure is None:
             await run.dead.finish()
             failure = await _wait_all(errors)
@@ -567,5 +591,5 @@ def _log_dead(run: _Run, report: RunReport) -> None:
             label,
             where,
             _error_text(exc),
-            exc_info=(type(exc), exc, exc.__traceback__),
+            exc_info=(type(exc), exc, exc.__traceback__) if exc.__traceback__ is not None else None,
         )

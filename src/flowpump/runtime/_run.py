@@ -228,9 +228,7 @@ class RunHandle:
         return f"<RunHandle {state}: {self.pipeline!r}>"
 
 
-def start(
-    pipeline: Pipeline, *, fuse: bool, thread: bool | None = None, progress: bool | None = None
-) -> RunHandle:
+def start(pipeline: Pipeline, *, fuse: bool, thread: bool | None = None, progress: bool | None = None) -> RunHandle:
     """Start in the current loop if there is one, else on a background thread."""
     handle = RunHandle(pipeline, fuse=fuse, thread=not _in_running_loop() if thread is None else thread)
     view = choose_view(pipeline, progress, keep_table=True, tty=False)

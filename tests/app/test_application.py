@@ -1,0 +1,331 @@
+"""fp.Application: lifecycle, supervision, drain, lookup refreshes, status and HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+import flowpump as fp
+from flowpump.app.clock import VirtualClock
+from flowpump.app.connections import Connection
+
+from .conftest import until
+
+
+class Recorder(Connection):
+    """A connection that records when it is opened and closed."""
+
+    def __init__(self, log: list[str], *, fail: bool = False) -> None:
+        super().__init__()
+        self.log = log
+        self.fail = fail
+        self.label = "recorder"
+
+    async def _connect(self) -> None:
+        self.log.append("open")
+        if self.fail:
+            msg = "connection refused"
+            raise OSError(msg)
+
+    async def _disconnect(self) -> None:
+        self.log.append("close")
+
+    async def health(self) -> None:
+        self.log.append("health")
+
+
+class User(msgspec.Struct):
+    id: str
+    name: str
+
+
+def _users(path: Path, *users: User) -> Path:
+    path.write_bytes(b"".join(msgspec.json.encode(u) + b"\n" for u in users))
+    return path
+
+
+def test_lifecycle_connections_then_lookups_then_pipelines_then_close(tmp_path: Path) -> None:
+    log: list[str] = []
+    app = fp.Application()
+    app.connection("rec", Recorder(log))
+    path = _users(tmp_path / "u.jsonl", User("u1", "Ada"))
+    users = app.lookup("users", fp.Lookup.from_jsonl(path, key=lambda u: u.id, type=User))
+
+    def first(x: str) -> str:
+        log.append(f"pipeline sees {len(users)} user(s)")
+        return x
+
+    out = fp.collect[str]()
+    app.add(
+        "p",
+        fp.from_iterable(["u1", "u2"])
+        >> fp.map(first)
+        >> fp.enrich(users, key=lambda s: s, merge=lambda s, u: u.name if u else "?")
+        >> out,
+    )
+    status = app.run()
+    assert log[:3] == ["open", "health", "pipeline sees 1 user(s)"]
+    assert log[-1] == "close"
+    assert out.items == ["Ada", "?"]
+    assert status.state == "stopped"
+    p = status.pipelines["p"]
+    assert (p.state, p.runs, p.events_in, p.events_out) == ("finished", 1, 2, 2)
+    assert status.lookups["users"].size == 1
+    assert status.connections["rec"].open is False
+    assert msgspec.json.decode(msgspec.json.encode(status))["pipelines"]["p"]["state"] == "finished"
+
+
+def test_a_connection_that_cannot_open_stops_the_start() -> None:
+    log: list[str] = []
+    app = fp.Application()
+    app.connection("db", Recorder(log, fail=True))
+    out = fp.collect[int]()
+    app.add("p", fp.from_iterable([1]) >> out)
+    with pytest.raises(fp.ApplicationError, match=re.escape("connection 'db' (recorder) failed to open")):
+        app.run()
+    assert out.items == []
+    assert app.state == "failed"
+
+
+def test_a_lookup_that_cannot_load_stops_the_start(tmp_path: Path) -> None:
+    app = fp.Application()
+    app.lookup("users", fp.Lookup.from_jsonl(tmp_path / "missing.jsonl", key=lambda u: u.id, type=User))
+    with pytest.raises(fp.ApplicationError, match=re.escape("lookup 'users' could not be loaded at start")):
+        app.run()
+
+
+def test_names_are_unique_and_arguments_checked() -> None:
+    app = fp.Application()
+    app.add("p", fp.from_iterable([1]) >> fp.collect[int]())
+    with pytest.raises(fp.PipelineDefinitionError, match=re.escape("the name 'p' is already used")):
+        app.add("p", fp.from_iterable([1]) >> fp.collect[int]())
+    with pytest.raises(fp.PipelineDefinitionError, match=re.escape("expects a pipeline (flow >> sink)")):
+        app.add("q", fp.from_iterable([1]))  # type: ignore[arg-type]
+    with pytest.raises(fp.PipelineDefinitionError, match=re.escape("expects fp.SQLite, fp.Postgres or fp.HTTPClient")):
+        app.connection("c", "sqlite://x")  # type: ignore[type-var]
+
+
+class Flaky:
+    """A source that breaks in its first ``failures`` runs, after emitting ``per_run`` events."""
+
+    def __init__(self, failures: int, per_run: int = 2) -> None:
+        self.failures = failures
+        self.per_run = per_run
+        self.runs = 0
+
+    def __iter__(self) -> Iterator[int]:
+        self.runs += 1
+        yield from range(self.per_run)
+        if self.runs <= self.failures:
+            msg = f"source broke in run {self.runs}"
+            raise ConnectionError(msg)
+
+
+def test_a_failing_pipeline_is_restarted_with_exponential_backoff(caplog: pytest.LogCaptureFixture) -> None:
+    clock = VirtualClock(autojump=True)
+    app = fp.Application(clock=clock, restart_delay=1.0, max_restart_delay=8.0)
+    flaky = Flaky(failures=4)
+    out = fp.collect[int]()
+    app.add("flaky", fp.from_iterable(flaky) >> out)
+    with caplog.at_level(logging.WARNING, logger="flowpump.app"):
+        status = app.run()
+    p = status.pipelines["flaky"]
+    assert (p.state, p.restarts, p.runs) == ("finished", 4, 5)
+    assert p.last_error is not None
+    assert "source broke in run 4" in p.last_error
+    # Delays 1, 2, 4, 8 seconds of virtual time between the five runs.
+    assert clock.monotonic() == 15.0
+    delays = [r.getMessage().rsplit(" in ", 1)[1] for r in caplog.records if "restart" in r.getMessage()]
+    assert delays == ["1.00s", "2.00s", "4.00s", "8.00s"]
+    # Counts add up over all five runs (what a broken run had read is counted, too).
+    assert p.events_in == p.events_out > len(out.items) == 2
+
+
+def test_a_pipeline_that_keeps_failing_is_marked_failed_after_max_restarts() -> None:
+    app = fp.Application(clock=VirtualClock(autojump=True), max_restarts=2)
+    app.add("bad", fp.from_iterable(Flaky(failures=99)) >> fp.collect[int]())
+    app.add("good", fp.from_iterable([1, 2]) >> fp.collect[int]())
+    status = app.run()
+    assert status.pipelines["bad"].state == "failed"
+    assert status.pipelines["bad"].restarts == 2
+    assert status.pipelines["good"].state == "finished"
+
+
+def test_restart_false_fails_at_once() -> None:
+    app = fp.Application()
+    app.add("bad", fp.from_iterable(Flaky(failures=1)) >> fp.collect[int](), restart=False)
+    p = app.run().pipelines["bad"]
+    assert (p.state, p.restarts, p.runs) == ("failed", 0, 1)
+
+
+def test_state_is_visible_while_restarting() -> None:
+    clock = VirtualClock()
+    app = fp.Application(clock=clock, restart_delay=10.0)
+    app.add("flaky", fp.from_iterable(Flaky(failures=1)) >> fp.collect[int]())
+
+    async def main() -> list[str]:
+        states = []
+        handle = app.start()
+        await until(lambda: app.status().pipelines["flaky"].state == "restarting", step=0)
+        states.append(app.status().pipelines["flaky"].state)
+        await clock.advance(9)
+        states.append(app.status().pipelines["flaky"].state)
+        await clock.advance(1)
+        await handle.wait()
+        states.append(app.status().pipelines["flaky"].state)
+        return states
+
+    assert asyncio.run(main()) == ["restarting", "restarting", "finished"]
+
+
+async def _endless() -> AsyncIterator[int]:
+    i = 0
+    while True:
+        yield i
+        i += 1
+        await asyncio.sleep(0.001)
+
+
+def test_stop_drains_and_returns_within_the_deadline() -> None:
+    log: list[str] = []
+    app = fp.Application(drain_timeout=5)
+    app.connection("rec", Recorder(log))
+    out = fp.collect[int]()
+    app.add("endless", fp.from_iterable(_endless()) >> out)
+
+    async def main() -> fp.app.AppStatus:
+        handle = app.start()
+        await until(lambda: len(out.items) >= 20)
+        handle.stop()
+        return await asyncio.wait_for(handle.wait(), 5)
+
+    status = asyncio.run(main())
+    p = status.pipelines["endless"]
+    assert p.state == "stopped"
+    assert p.events_in == p.events_out == len(out.items)
+    assert out.items == list(range(len(out.items)))
+    assert log[-1] == "close"
+
+
+def test_a_pipeline_that_ignores_stop_is_cancelled_at_the_deadline() -> None:
+    release = asyncio.Event()
+
+    async def stuck(x: int) -> int:
+        await release.wait()
+        return x
+
+    app = fp.Application(drain_timeout=0.2)
+    app.add("stuck", fp.from_iterable([1]) >> fp.map_async(stuck) >> fp.collect[int]())
+
+    async def main() -> fp.app.AppStatus:
+        handle = app.start()
+        await asyncio.sleep(0.05)
+        handle.stop()
+        return await asyncio.wait_for(handle.wait(), 5)
+
+    assert asyncio.run(main()).pipelines["stuck"].state == "stopped"
+
+
+def test_lookup_refresh_by_trigger_and_a_failed_refresh_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _users(tmp_path / "u.jsonl", User("u1", "Ada"))
+    clock = VirtualClock()
+    app = fp.Application(clock=clock)
+    users = app.lookup("users", fp.Lookup.from_jsonl(path, key=lambda u: u.id, type=User), refresh=fp.every(60))
+    app.add("idle", fp.poll(lambda: 1, every=fp.cron("0 0 1 1 *")) >> fp.collect[int]())
+
+    async def main() -> None:
+        handle = app.start()
+        await until(lambda: app.state == "running", step=0)
+        assert users.version == 1
+        _users(path, User("u1", "Ada"), User("u2", "Bob"))
+        await clock.advance(60)
+        await asyncio.to_thread(lambda: None)  # let the file read (a thread) finish
+        await until(lambda: users.version >= 2)
+        path.write_text("not json\n")
+        with caplog.at_level(logging.WARNING, logger="flowpump.app"):
+            await clock.advance(60)
+            await until(lambda: app.status().lookups["users"].last_error is not None)
+        st = app.status().lookups["users"]
+        assert (st.size, st.version, st.failures) == (2, 2, 1)
+        assert users.get("u2") == User("u2", "Bob")
+        assert any("kept the previous table (2 entries)" in r.getMessage() for r in caplog.records)
+        handle.stop()
+        await handle.wait()
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def test_publish_refreshes_a_lookup_on_topic(tmp_path: Path) -> None:
+    path = _users(tmp_path / "u.jsonl", User("u1", "Ada"))
+    app = fp.Application()
+    users = app.lookup("users", fp.Lookup.from_jsonl(path, key=lambda u: u.id, type=User), refresh=fp.on("users"))
+    app.add("idle", fp.poll(lambda: 1, every=fp.on("never")) >> fp.collect[int]())
+
+    async def main() -> None:
+        handle = app.start()
+        await until(lambda: app.state == "running", step=0)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        _users(path, User("u9", "Zed"))
+        app.publish("users")
+        await until(lambda: users.version >= 2)
+        assert users.get("u9") == User("u9", "Zed")
+        handle.stop()
+        await handle.wait()
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def test_start_on_a_thread_and_serve_status_and_metrics(port: int) -> None:
+    pytest.importorskip("aiohttp")
+    pytest.importorskip("prometheus_client")
+    import urllib.request
+
+    app = fp.Application()
+    out = fp.collect[int]()
+    app.add("numbers", fp.from_iterable(_endless()) >> fp.filter(lambda x: x % 2 == 0) >> out)
+    handle = app.start(http=f"127.0.0.1:{port}")
+    try:
+        handle.wait_until(lambda s: s.state == "running" and s.pipelines["numbers"].events_in > 10)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as resp:
+            status: dict[str, Any] = msgspec.json.decode(resp.read())
+        assert status["state"] == "running"
+        assert status["pipelines"]["numbers"]["state"] == "running"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            assert resp.headers["Content-Type"].startswith("text/plain")
+            text = resp.read().decode()
+        assert re.search(
+            r'flowpump_stage_events_in_total\{pipeline="numbers",stage="from_iterable\(async_generator\)"\} \d+', text
+        )
+        assert 'flowpump_stage_filtered_total{pipeline="numbers",stage="filter(<lambda> at' in text
+        assert 'flowpump_pipeline_state{pipeline="numbers",state="running"} 1.0' in text
+    finally:
+        handle.stop()
+        final = handle.result(timeout=10)
+    assert final.pipelines["numbers"].state == "stopped"
+
+
+def test_running_twice_is_refused_and_definitions_are_frozen_once_started() -> None:
+    app = fp.Application()
+    app.add("idle", fp.poll(lambda: 1, every=fp.on("never")) >> fp.collect[int]())
+
+    async def main() -> None:
+        handle = app.start()
+        await until(lambda: app.state == "running", step=0)
+        with pytest.raises(fp.ApplicationError, match="already running"):
+            await app.arun()
+        with pytest.raises(fp.PipelineDefinitionError, match="must be called before the application starts"):
+            app.add("late", fp.from_iterable([1]) >> fp.collect[int]())
+        handle.stop()
+        await handle.wait()
+
+    asyncio.run(main())

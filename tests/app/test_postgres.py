@@ -1,0 +1,125 @@
+"""fp.Postgres, to_sql/read_sql/Lookup.from_sql on a real PostgreSQL server started by the fixture."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import msgspec
+import pytest
+
+import flowpump as fp
+
+from .conftest import PgServer
+
+pytestmark = pytest.mark.slow
+
+
+class Click(msgspec.Struct):
+    id: int
+    user: str
+    value: float
+
+
+class User(msgspec.Struct):
+    id: str
+    name: str
+
+
+async def _fetch(dsn: str, sql: str) -> list[tuple[Any, ...]]:
+    import asyncpg
+
+    con = await asyncpg.connect(dsn)
+    try:
+        return [tuple(r.values()) for r in await con.fetch(sql)]
+    finally:
+        await con.close()
+
+
+def test_to_sql_and_read_sql_round_trip(pg_dsn: str) -> None:
+    db = fp.Postgres(pg_dsn)
+    clicks = [Click(i, f"u{i % 7}", i / 2) for i in range(5000)]
+    report = (fp.from_iterable(clicks) >> fp.to_sql(db, "clicks")).run()
+    assert report.events_out == 5000
+    assert not db.is_open
+    assert asyncio.run(_fetch(pg_dsn, "select count(*), sum(value) from clicks")) == [
+        (5000, sum(c.value for c in clicks))
+    ]
+    back = fp.read_sql(db, 'select id, "user", value from clicks where id < $1 order by id', Click, params=[3]).take(10)
+    assert back == clicks[:3]
+
+
+def test_upsert_on_postgres(pg_dsn: str) -> None:
+    db = fp.Postgres(pg_dsn)
+    (fp.from_iterable([Click(1, "a", 1.0), Click(2, "b", 2.0)]) >> fp.to_sql(db, "c", key="id")).run()
+    (fp.from_iterable([Click(2, "b2", 20.0)]) >> fp.to_sql(db, "c", key="id")).run()
+    assert asyncio.run(_fetch(pg_dsn, 'select id, "user", value from c order by id')) == [
+        (1, "a", 1.0),
+        (2, "b2", 20.0),
+    ]
+
+
+def test_cursor_source_reads_each_row_once(pg_dsn: str) -> None:
+    db = fp.Postgres(pg_dsn)
+    (fp.from_iterable([Click(i, "u", 0.0) for i in range(10)]) >> fp.to_sql(db, "clicks")).run()
+    src = fp.read_sql(db, "select * from clicks", Click, cursor="id", batch_size=4)
+    out = fp.collect[Click]()
+    (src >> out).run()
+    assert [c.id for c in out.items] == list(range(10))
+    (fp.from_iterable([Click(10, "u", 0.0)]) >> fp.to_sql(db, "clicks")).run()
+    (src >> out).run()
+    assert [c.id for c in out.items] == [10]
+
+
+def test_lookup_from_sql_in_an_application(pg_dsn: str) -> None:
+    app = fp.Application()
+    db = app.connection("db", fp.Postgres(pg_dsn))
+    (fp.from_iterable([User("u1", "Ada")]) >> fp.to_sql(db, "users")).run()
+    users = app.lookup("users", fp.Lookup.from_sql(db, "select id, name from users", key=lambda u: u.id, type=User))
+    app.add(
+        "named",
+        fp.from_iterable([Click(1, "u1", 1.0), Click(2, "u2", 2.0)])
+        >> fp.enrich(users, key=lambda c: c.user, merge=lambda c, u: {"id": c.id, "name": u.name if u else "?"})
+        >> fp.to_sql(db, "named"),
+    )
+    status = app.run()
+    assert status.pipelines["named"].state == "finished"
+    assert status.connections["db"].open is False
+    assert asyncio.run(_fetch(pg_dsn, "select id, name from named order by id")) == [(1, "Ada"), (2, "?")]
+
+
+def test_the_database_goes_away_mid_run_and_nothing_is_lost(pg_server: PgServer, pg_dsn: str) -> None:
+    """The server stops while rows are being written; once it is back every row is there once."""
+    n = 3000
+    db = fp.Postgres(pg_dsn, timeout=2.0)
+    written = threading.Event()
+    outage: dict[str, float] = {}
+
+    async def slow_source() -> Any:
+        for i in range(n):
+            if i == 1000:
+                written.set()
+            yield Click(i, "u", float(i))
+            if i % 100 == 0:
+                await asyncio.sleep(0.01)
+
+    def outage_thread() -> None:
+        written.wait(30)
+        t0 = time.monotonic()
+        pg_server.stop()
+        time.sleep(1.5)
+        pg_server.start()
+        outage["seconds"] = time.monotonic() - t0
+
+    t = threading.Thread(target=outage_thread)
+    t.start()
+    try:
+        report = (fp.from_iterable(slow_source()) >> fp.to_sql(db, "clicks", key="id")).run()
+    finally:
+        t.join()
+    assert outage["seconds"] >= 1.5
+    assert report.events_out == n
+    rows = asyncio.run(_fetch(pg_dsn, "select count(*), count(distinct id), min(id), max(id) from clicks"))
+    assert rows == [(n, n, 0, n - 1)]
