@@ -10,7 +10,6 @@ Exception hierarchy::
 Per-event failures are never exceptions that stop a run: they become `DeadLetter` records.
 """
 
-
 from typing import Any
 
 import msgspec

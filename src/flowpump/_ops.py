@@ -13,7 +13,7 @@ from ._labels import short_name
 from ._typecheck import awaited_type, guarded_type, item_type, signature_types
 
 if TYPE_CHECKING:
-    from .app.lookups import Lookup
+    from .app.lookups import KeyLookup, Lookup
 
 __all__ = ["batch", "enrich", "filter", "flat_map", "map", "map_async", "tap", "unbatch"]
 
@@ -129,10 +129,17 @@ def unbatch() -> Processor[Iterable[T], T]:
     return Processor((Step("flat_map", builtins.iter, "unbatch()"),))
 
 
-def enrich(lookup: Lookup[K, V], *, key: Callable[[I], K], merge: Callable[[I, V | None], O]) -> Processor[I, O]:
+def enrich(
+    lookup: Lookup[K, V] | KeyLookup[K, V],
+    *,
+    key: Callable[[I], K],
+    merge: Callable[[I, V | None], O],
+    concurrency: int = 16,
+) -> Processor[I, O]:
     """Join each event with a lookup: ``merge(event, lookup.get(key(event)))``.
 
-    The lookup is read at each event, so a refresh is seen by the next batch.
+    The lookup is read at each event, so a refresh is seen by the next batch. A per-key lookup
+    (``Lookup.per_key``) is awaited instead, ``concurrency`` keys at a time, in order.
 
     >>> import flowpump as fp, asyncio, msgspec, os, pathlib, tempfile
     >>> class User(msgspec.Struct):
@@ -151,8 +158,15 @@ def enrich(lookup: Lookup[K, V], *, key: Callable[[I], K], merge: Callable[[I, V
         if not callable(fn):
             msg = f"fp.enrich({what}={fn!r}) expects a callable, e.g. fp.enrich(users, key=lambda c: c.user, merge=...)"
             raise PipelineDefinitionError(msg)
-    from .app.lookups import Lookup
+    from .app.lookups import KeyLookup, Lookup
 
+    if isinstance(lookup, KeyLookup):
+        aget = lookup.aget
+
+        async def enriched_async(event: Any) -> Any:
+            return merge(event, await aget(key(event)))
+
+        return _named_step(enriched_async, lookup.name, key, merge, "map_async", concurrency=concurrency)
     if not isinstance(lookup, Lookup):
         msg = f"fp.enrich() expects a lookup such as fp.Lookup.from_sql(...), got {lookup!r}"
         raise PipelineDefinitionError(msg)
@@ -161,11 +175,23 @@ def enrich(lookup: Lookup[K, V], *, key: Callable[[I], K], merge: Callable[[I, V
     def enriched(event: Any) -> Any:
         return merge(event, get(key(event)))
 
-    # The step is typed by what the user wrote: key's parameter in, merge's return out.
+    return _named_step(enriched, lookup.name, key, merge, "map")
+
+
+def _named_step(
+    fn: Callable[..., Any],
+    name: str,
+    key: Callable[..., Any],
+    merge: Callable[..., Any],
+    kind: StepKind,
+    **options: Any,
+) -> Processor[Any, Any]:
+    """The enrich step: ``fn`` named after the lookup, typed by the user's key (in) and merge (out)."""
     in_type, out_type = signature_types(key)[0], signature_types(merge)[1]
     hints = {"event": in_type, "return": out_type}
-    enriched.__annotations__ = {k: v for k, v in hints.items() if v is not None}
-    name = str(getattr(lookup, "name", "lookup"))
-    enriched.__name__ = enriched.__qualname__ = name
-    enriched.__module__ = getattr(merge, "__module__", __name__)
-    return _step("map", "enrich", enriched, lambda r: r)
+    fn.__annotations__ = {k: v for k, v in hints.items() if v is not None}
+    fn.__name__ = fn.__qualname__ = name
+    fn.__module__ = getattr(merge, "__module__", __name__)
+    if kind == "map_async":
+        return _step("map_async", "enrich", fn, lambda r: r, concurrency=options["concurrency"], ordered=True)
+    return _step("map", "enrich", fn, lambda r: r)

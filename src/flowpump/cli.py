@@ -1,7 +1,8 @@
 """The ``flowpump`` command (also ``python -m flowpump``).
 
 Subcommands: ``demo``, ``run TARGET``, ``explain TARGET``, ``graph TARGET``. A TARGET is
-``path/to/file.py:name`` or ``package.module:name`` naming a Pipeline (or Flow for ``graph``).
+``path/to/file.py:name`` or ``package.module:name`` naming a Pipeline (or Flow for ``graph``;
+for ``run`` also an ``fp.Application``, with ``--config`` and ``--http``).
 """
 
 from __future__ import annotations

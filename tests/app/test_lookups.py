@@ -172,3 +172,64 @@ def test_lookup_arguments_are_checked(tmp_path: Path) -> None:
         fp.Lookup.from_jsonl(tmp_path / "x", key="id", type=User)  # type: ignore[arg-type]
     with pytest.raises(fp.PipelineDefinitionError, match=re.escape("fp.enrich() expects a lookup")):
         fp.enrich({}, key=lambda c: c, merge=lambda c, u: c)  # type: ignore[arg-type]
+
+
+def test_per_key_lookup_caches_with_ttl_and_lru_and_coalesces_requests() -> None:
+    from flowpump.app.clock import VirtualClock, use_clock
+
+    fetched: list[str] = []
+    gate = asyncio.Event()
+
+    async def fetch(uid: str) -> User | None:
+        fetched.append(uid)
+        await gate.wait()
+        return User(uid, uid.upper()) if uid != "nobody" else None
+
+    users = fp.Lookup.per_key(fetch, ttl=60, maxsize=2)
+    clock = VirtualClock()
+
+    async def main() -> None:
+        with use_clock(clock):
+            # Three concurrent requests for one key: one fetch.
+            many = asyncio.gather(*(users.aget("u1") for _ in range(3)))
+            await asyncio.sleep(0)
+            gate.set()
+            assert await many == [User("u1", "U1")] * 3
+            assert await users.aget("nobody") is None  # None is cached too
+            assert await users.aget("nobody") is None
+            assert fetched == ["u1", "nobody"]
+            await users.aget("u2")  # maxsize 2: the least recently used ("u1") goes
+            await users.aget("u1")
+            assert fetched == ["u1", "nobody", "u2", "u1"]
+            await clock.advance(61)  # expired
+            await users.aget("u1")
+            assert fetched[-1] == "u1"
+            assert len(fetched) == 5
+
+    asyncio.run(main())
+
+
+def test_per_key_lookup_failures_are_not_cached_and_enrich_awaits_it() -> None:
+    calls = 0
+
+    async def fetch(uid: str) -> User | None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            msg = "api down"
+            raise ConnectionError(msg)
+        return User(uid, "Ada")
+
+    users = fp.Lookup.per_key(fetch)
+    with pytest.raises(ConnectionError):
+        asyncio.run(users.aget("u1"))
+
+    def named(c: Click, u: User | None) -> Named:
+        return Named(c.user, u.name if u else "?", c.value)
+
+    step = fp.enrich(users, key=lambda c: c.user, merge=named)
+    assert step.label == "enrich(per_key(fetch))"
+    assert step.out_type is Named
+    out = (fp.from_iterable([Click("u1", 1.0), Click("u1", 2.0)]) >> step).take(2)
+    assert out == [Named("u1", "Ada", 1.0), Named("u1", "Ada", 2.0)]
+    assert calls == 2

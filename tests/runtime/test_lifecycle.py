@@ -226,3 +226,29 @@ def test_a_pipeline_can_run_again():
     second = pipeline.run()
     assert out.items == [0, 1, 2]
     assert first.events_out == second.events_out == 3
+
+
+def test_take_inside_a_running_loop_leaves_no_task_and_no_thread(arun, no_thread_leak, fuse):
+    async def body() -> list[int]:
+        gen = Closing()
+        result, left = await _tasks_left_by(_call(lambda: fp.from_iterable(gen.events()).take(5, fuse=fuse)))
+        assert left == set()
+        assert gen.closed
+        return result
+
+    assert arun(body()) == [0, 1, 2, 3, 4]
+
+
+async def _call(f: Any) -> Any:
+    return f()
+
+
+def test_a_failing_blocking_run_leaves_no_thread(no_thread_leak, fuse, fast_retry):
+    def broken(x: int) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(fp.PipelineError):
+        (fp.from_iterable(itertools.count()) >> fp.sink(broken)).run(fuse=fuse)
+    handle = (fp.from_iterable(itertools.count()) >> fp.sink(broken)).start(fuse=fuse)
+    with pytest.raises(fp.PipelineError, match="disk full"):
+        handle.result()

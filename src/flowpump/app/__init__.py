@@ -26,6 +26,7 @@ from .connections import MissingDependencyError as MissingDependencyError
 from .connections import Postgres as Postgres
 from .connections import SQLConnection as SQLConnection
 from .connections import SQLite as SQLite
+from .lookups import KeyLookup as KeyLookup
 from .lookups import Lookup as Lookup
 from .lookups import LookupRefreshError as LookupRefreshError
 from .poll import poll as poll
@@ -44,6 +45,7 @@ __all__ = [
     "Connection",
     "ConnectionFailedError",
     "HTTPClient",
+    "KeyLookup",
     "Lookup",
     "LookupRefreshError",
     "MissingDependencyError",

@@ -23,7 +23,8 @@ import asyncio
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import msgspec
@@ -33,7 +34,7 @@ from .._errors import FlowpumpError, PipelineDefinitionError
 if TYPE_CHECKING:
     from .connections import HTTPClient, SQLConnection
 
-__all__ = ["Lookup", "LookupRefreshError"]
+__all__ = ["KeyLookup", "Lookup", "LookupRefreshError"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -212,5 +213,87 @@ class Lookup(Generic[K, V]):
         self.loaded_at = time.time()
         self.last_error = None
 
+    @staticmethod
+    def per_key(
+        fetch: Callable[[K], Awaitable[V | None]], *, ttl: float | None = 60.0, maxsize: int = 10_000
+    ) -> KeyLookup[K, V]:
+        """A lookup that fetches one key at a time (an API, a slow query), with a cache.
+
+        Answers (None too) are kept ``ttl`` seconds (None: until evicted), at most ``maxsize``
+        keys, least recently used evicted first; concurrent requests for one key share one fetch.
+        ``fp.enrich`` on such a lookup awaits it (an async step).
+        """
+        return KeyLookup(fetch, ttl=ttl, maxsize=maxsize)
+
     def __repr__(self) -> str:
         return f"<Lookup {self.name}: {len(self._table)} entries, version {self.version}>"
+
+
+class KeyLookup(Generic[K, V]):
+    """A per-key async lookup with a TTL/LRU cache and request coalescing: ``await aget(key)``.
+
+    Made by ``Lookup.per_key(fetch, ttl=..., maxsize=...)``. A fetch that raises is not cached;
+    every caller waiting on it gets the exception.
+    """
+
+    def __init__(self, fetch: Callable[[K], Awaitable[V | None]], *, ttl: float | None, maxsize: int) -> None:
+        if not callable(fetch):
+            msg = f"Lookup.per_key() expects an async function key -> value, got {fetch!r}"
+            raise PipelineDefinitionError(msg)
+        if not isinstance(maxsize, int) or maxsize < 1:
+            msg = f"Lookup.per_key(maxsize={maxsize!r}): maxsize must be an int >= 1"
+            raise PipelineDefinitionError(msg)
+        self._fetch = fetch
+        self.ttl = ttl
+        self.maxsize = maxsize
+        self.name = f"per_key({getattr(fetch, '__name__', 'fetch')})"
+        self._cache: OrderedDict[K, tuple[float, V | None]] = OrderedDict()
+        self._inflight: dict[K, asyncio.Future[V | None]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    async def aget(self, key: K) -> V | None:
+        """The value for ``key``: from the cache, from a fetch already under way, or fetched now."""
+        from .clock import current_clock
+
+        now = current_clock().monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and (self.ttl is None or now - cached[0] < self.ttl):
+            self._cache.move_to_end(key)
+            self.hits += 1
+            return cached[1]
+        pending = self._inflight.get(key)
+        if pending is not None:
+            self.hits += 1
+            return await asyncio.shield(pending)
+        self.misses += 1
+        fut: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        try:
+            value = await self._fetch(key)
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # retrieved here: a fetch nobody else waited on is not "never retrieved"
+            raise
+        else:
+            fut.set_result(value)
+            self._cache[key] = (current_clock().monotonic(), value)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.maxsize:
+                self._cache.popitem(last=False)
+            return value
+        finally:
+            del self._inflight[key]
+
+    def invalidate(self, key: K | None = None) -> None:
+        """Forget ``key`` (or every key) so the next ``aget`` fetches again."""
+        if key is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(key, None)
+
+    def __repr__(self) -> str:
+        return f"<KeyLookup {self.name}: {len(self._cache)} cached, {self.hits} hits, {self.misses} misses>"

@@ -16,6 +16,8 @@ import dataclasses
 import datetime
 import decimal
 import re
+import types
+import typing
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -118,6 +120,17 @@ def _field_types(event: Any) -> dict[str, Any]:
     return {k: type(v) for k, v in event.items()}
 
 
+def _binds_as_is(tp: Any, dialect: str) -> bool:
+    """True if values declared as ``tp`` go to the driver unconverted (``X | None`` too)."""
+    if tp is bool or tp in _NATIVE or (dialect == "postgres" and tp in _PG_NATIVE):
+        return True
+    args = typing.get_args(tp)
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        return all(_binds_as_is(a, dialect) for a in args)
+    return False
+
+
 class _SqlWriter(SinkWriter):
     def __init__(self, spec: _ToSqlSpec, conn: SQLConnection, release: Any) -> None:
         self.spec = spec
@@ -127,6 +140,8 @@ class _SqlWriter(SinkWriter):
         self.statement = ""
         self.rejects: list[DeadLetter] = []
         self._json = msgspec.json.Encoder()
+        #: A Struct type whose fields all bind as they are: its events become rows by ``astuple``.
+        self._fast: type[msgspec.Struct] | None = None
 
     async def _prepare(self, first: Any) -> None:
         spec, conn = self.spec, self.conn
@@ -148,6 +163,10 @@ class _SqlWriter(SinkWriter):
             action = "do update set " + ", ".join(f"{c} = excluded.{c}" for c in rest) if rest else "do nothing"
             statement += f" on conflict ({', '.join(map(_q, spec.key))}) {action}"
         self.columns, self.statement = columns, statement
+        if isinstance(first, msgspec.Struct) and all(
+            _binds_as_is(f.type, conn.dialect) for f in msgspec.structs.fields(type(first))
+        ):
+            self._fast = type(first)
 
     def _value(self, v: Any) -> Any:
         if isinstance(v, _NATIVE):
@@ -165,7 +184,11 @@ class _SqlWriter(SinkWriter):
         assert columns is not None
         rows: list[tuple[Any, ...]] = []
         value = self._value
+        fast, astuple = self._fast, msgspec.structs.astuple
         for e in events:
+            if type(e) is fast:
+                rows.append(astuple(e))
+                continue
             try:
                 if isinstance(e, dict):
                     rows.append(tuple(value(e[c]) for c in columns))
