@@ -425,7 +425,11 @@ class _Run:
         if stage.kind == "merge":
             return nxt[0]
         assert stage.sink is not None
-        writer = await stage.sink.open(self.ctx)
+        try:
+            writer = await stage.sink.open(self.ctx)
+        except Exception as exc:
+            msg = f"sink '{stage.label}' could not be opened: {_error_text(exc)}; nothing was read"
+            raise PipelineError(msg, stage=stage.label) from exc
         role = "errors" if stage.errors else "sink"
         out = SinkOutlet(stage, writer, self._stats(stage, stage.label, "sink", role), dead)
         self.sinks.append(out)
@@ -550,7 +554,11 @@ async def execute(
     errors: list[asyncio.Task[None]] = []
     failure: BaseException | None = None
     try:
-        await run.build()
+        try:
+            await run.build()
+        except PipelineError as exc:
+            failure = exc
+            return _finish(run, started, progress, failure)
         for channel, inner, is_errors in run.consumers:
             (errors if is_errors else main).append(asyncio.create_task(run.consumer_task(channel, inner)))
         for stage, nxt, st in run.sources:
@@ -566,7 +574,12 @@ async def execute(
         for sink in run.sinks:
             with contextlib.suppress(Exception):
                 await sink.close()
-    report = build_report(run.stats, time.perf_counter() - started, run.samples, stopped_early=ctx.stopping)
+    return _finish(run, started, progress, failure)
+
+
+def _finish(run: _Run, started: float, progress: Progress | None, failure: BaseException | None) -> RunReport:
+    """The report of a run that has ended; raises PipelineError (report attached) if it failed."""
+    report = build_report(run.stats, time.perf_counter() - started, run.samples, stopped_early=run.ctx.stopping)
     if progress is not None:
         progress.finished = True
     _log_dead(run, report)

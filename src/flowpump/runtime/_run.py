@@ -131,7 +131,9 @@ class RunHandle:
         if self._thread is None:
             self._stop.set()
         elif not self._future.done():
-            self._loop.call_soon_threadsafe(self._stop.set)
+            # The run may end (and close its loop) between the check and the call.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop.set)
 
     async def wait(self) -> RunReport:
         """Wait for the end of the run and return its report (raises what the run raised)."""
@@ -145,7 +147,11 @@ class RunHandle:
             msg = "result() would block the event loop this run is on; use `await handle.wait()`"
             raise RuntimeError(msg)
         try:
-            return self._future.result(timeout)
+            report = self._future.result(timeout)
+            if self._thread is not None:
+                # The result is set just before the thread ends: no thread outlives the run.
+                self._thread.join(1.0)
+            return report
         finally:
             if self._views and self._future.done():
                 # The views finish in a callback of the run's thread: let them draw the outcome
