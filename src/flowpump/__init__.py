@@ -9,6 +9,7 @@ from contextlib import suppress as _suppress
 
 from ._errors import DeadLetter as DeadLetter
 from ._errors import FlowpumpError as FlowpumpError
+from ._errors import PermanentSinkError as PermanentSinkError
 from ._errors import PipelineDefinitionError as PipelineDefinitionError
 from ._errors import PipelineError as PipelineError
 from ._errors import PipelineTypeError as PipelineTypeError
@@ -70,6 +71,7 @@ __all__ = [
     "Lookup",
     "LookupRefreshError",
     "MissingDependencyError",
+    "PermanentSinkError",
     "Pipeline",
     "PipelineDefinitionError",
     "PipelineError",

@@ -5,7 +5,8 @@ Exception hierarchy::
     FlowpumpError
     ├── PipelineTypeError     build time: two stages disagree about the element type
     ├── PipelineDefinitionError  build time: a graph that cannot run (bad argument, reused sink)
-    └── PipelineError         run time: the pipeline stopped (a sink kept failing, a source broke)
+    ├── PipelineError         run time: the pipeline stopped (a sink kept failing, a source broke)
+    └── PermanentSinkError    run time, raised by a sink: retrying cannot help (the run stops at once)
 
 Per-event failures are never exceptions that stop a run: they become `DeadLetter` records.
 """
@@ -17,6 +18,7 @@ import msgspec
 __all__ = [
     "DeadLetter",
     "FlowpumpError",
+    "PermanentSinkError",
     "PipelineDefinitionError",
     "PipelineError",
     "PipelineTypeError",
@@ -68,6 +70,27 @@ class PipelineError(FlowpumpError):
         super().__init__(message)
         self.stage = stage
         self.report = report
+
+
+class PermanentSinkError(FlowpumpError):
+    """A sink's write failed in a way that no retry can fix; the run stops at once.
+
+    A failing write is normally retried with backoff (a database restarting, a full disk being
+    cleared). A sink raises this instead, chaining the underlying error with ``from``, when the
+    same batch is bound to fail again: an SQL syntax error, a table that does not exist, an upsert
+    without the unique constraint it needs. The runtime then stops the run with a
+    ``PipelineError`` whose ``__cause__`` is this error, and an application does not restart
+    the pipeline (its state becomes ``failed``). A user's own ``fp.sink(f)`` may raise it too:
+
+    >>> import flowpump as fp
+    >>> def store(x: int) -> None:
+    ...     raise fp.PermanentSinkError("the archive is read-only")
+    >>> try:
+    ...     (fp.from_iterable([1]) >> fp.sink(store)).run()
+    ... except fp.PipelineError as exc:
+    ...     print(type(exc.__cause__).__name__)
+    PermanentSinkError
+    """
 
 
 class DeadLetter(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -19,7 +19,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Sized
+from collections.abc import Callable, Sequence, Sized
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -82,15 +82,16 @@ def _sources(flow: Flow[Any]) -> list[SourceSpec]:
 
 
 class SourceTotal:
-    """How many events the sources of a pipeline will produce, when that can be known.
+    """How many events the sources of a pipeline (or of several) will produce, when that can be known.
 
     A source may say so itself with ``progress() -> (done, total)`` in events; a sized iterable
     is counted exactly; an uncompressed file is estimated from its size and the line length of
     its first ``SAMPLE_BYTES`` (``exact`` is then False). Anything else is unbounded or unknown.
     """
 
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.specs = _sources(pipeline.flow)
+    def __init__(self, pipeline: Pipeline | Sequence[Pipeline]) -> None:
+        pipelines = pipeline if isinstance(pipeline, Sequence) else [pipeline]
+        self.specs = [s for p in pipelines for s in _sources(p.flow)]
         self.exact = True
         self.total: float | None = 0.0
         for spec in self.specs:
@@ -127,6 +128,13 @@ class SourceTotal:
             return 0.0
         return size / (len(head) / lines) if lines else 1.0
 
+    @property
+    def bounded(self) -> bool:
+        """True when the input's size is known (or estimated), so a fraction can be shown."""
+        if self.specs and all(callable(getattr(s, "progress", None)) for s in self.specs):
+            return True
+        return self.total is not None
+
     def fraction(self, events_in: int) -> float | None:
         """The part of the input read so far, in [0, 1], or None when unknown."""
         own = [getattr(s, "progress", None) for s in self.specs]
@@ -151,7 +159,7 @@ class View:
     #: seconds between updates
     interval = 0.5
 
-    def __init__(self, pipeline: Pipeline, *, always: bool = False) -> None:
+    def __init__(self, pipeline: Pipeline | Sequence[Pipeline], *, always: bool = False) -> None:
         self.bounds = SourceTotal(pipeline)
         #: show the outcome even of a run too short to have shown any progress
         self.always = always
@@ -245,12 +253,23 @@ class NotebookView(View):
 
 
 class TerminalBar(View):
-    """One line on stderr, redrawn with ``\\r``: percent (when known), counts and events/s."""
+    """One line on stderr, redrawn with ``\\r``: percent (when known), counts and events/s.
+
+    ``title`` starts the line (an application names its pipelines there).
+    """
 
     interval = 0.2
 
-    def __init__(self, pipeline: Pipeline, stream: IO[str] | None = None, *, always: bool = False) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline | Sequence[Pipeline],
+        stream: IO[str] | None = None,
+        *,
+        always: bool = False,
+        title: str = "flowpump",
+    ) -> None:
         super().__init__(pipeline, always=always)
+        self.title = title
         self.stream = stream if stream is not None else sys.stderr
         self.width = 0
         encoding = getattr(self.stream, "encoding", None) or "ascii"
@@ -277,12 +296,12 @@ class TerminalBar(View):
         parts.append(_clock(report.seconds))
         counts = " · ".join(parts)
         if fraction is None:
-            return f"flowpump {counts}"
+            return f"{self.title} {counts}"
         approx = "" if self.bounds.exact else "~"
         cells = 20
         filled = int(fraction * cells)
         bar = self.blocks * filled + " " * (cells - filled)
-        return f"flowpump {approx}{fraction * 100:3.0f}% |{bar}| {counts}"
+        return f"{self.title} {approx}{fraction * 100:3.0f}% |{bar}| {counts}"
 
     def _write(self, text: str, end: str = "") -> None:
         text = text[: self._columns()]
@@ -302,7 +321,7 @@ class TerminalBar(View):
             report = getattr(error, "report", None)
         if report is None:
             if self.width:
-                self._write(f"flowpump failed: {type(error).__name__}", "\n")
+                self._write(f"{self.title} failed: {type(error).__name__}", "\n")
             return
         self.rate = report.events_per_second
         fraction = 1.0 if error is None and not report.stopped_early else self.bounds.fraction(report.events_in)

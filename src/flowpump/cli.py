@@ -56,9 +56,12 @@ def _app_summary(status: Any) -> str:
     lines = [f"application {status.state}"]
     for p in status.pipelines.values():
         err = f", last error: {p.last_error}" if p.last_error else ""
+        latency = ""
+        if p.latency_p50 is not None and p.latency_p99 is not None:
+            latency = f", latency p50 {p.latency_p50 * 1000:.1f} ms p99 {p.latency_p99 * 1000:.1f} ms"
         lines.append(
             f"  {p.name}: {p.state}, in {p.events_in}, out {p.events_out}, filtered {p.filtered}, "
-            f"dead-lettered {p.dead_lettered}, restarts {p.restarts}{err}"
+            f"dead-lettered {p.dead_lettered}, restarts {p.restarts}{latency}{err}"
         )
     return "\n".join(lines)
 
@@ -66,7 +69,9 @@ def _app_summary(status: Any) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowpump", description="Typed stream processing.")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="generate a sample clickstream and run a typed pipeline on it")
+    demo = sub.add_parser(
+        "demo", help="run a small service on SQLite (a lookup, a trigger, two pipelines) on a sample clickstream"
+    )
     demo.add_argument("--dir", default="demo-out", help="working directory (default: demo-out)")
     demo.add_argument("-n", type=int, default=200_000, help="number of clicks (default: 200000)")
     run = sub.add_parser("run", help="run a pipeline: flowpump run app.py:pipeline")
@@ -74,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-fuse", action="store_true", help="run the unfused plan (debugging)")
     run.add_argument("--http", metavar="HOST:PORT", help="serve /metrics and /status (an Application target)")
     run.add_argument("--config", metavar="FILE", help="settings TOML for an Application (sets FLOWPUMP_CONFIG)")
+    run.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar on stderr for bounded sources (default: when stderr is a terminal)",
+    )
     explain = sub.add_parser("explain", help="print the execution plan of a pipeline")
     explain.add_argument("target")
     explain.add_argument("--no-fuse", action="store_true")
@@ -106,12 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .app.application import Application
 
             if isinstance(obj, Application):
-                print(_app_summary(obj.run(http=args.http)))
+                print(_app_summary(obj.run(http=args.http, progress=args.progress)))
                 return 0
             if args.http:
                 msg = f"--http serves an Application's metrics; {args.target} is a {type(obj).__name__}"
                 raise SystemExit(msg)
-            report = _pipeline(obj, args.target).run(fuse=not args.no_fuse)
+            report = _pipeline(obj, args.target).run(fuse=not args.no_fuse, progress=args.progress)
             print(report)
             return 0
         if args.command == "explain":

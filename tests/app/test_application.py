@@ -329,3 +329,108 @@ def test_running_twice_is_refused_and_definitions_are_frozen_once_started() -> N
         await handle.wait()
 
     asyncio.run(main())
+
+
+# -- background pipelines, reports, metrics, progress -------------------------------------------
+
+
+def test_background_pipelines_are_stopped_once_the_main_ones_end() -> None:
+    clock = VirtualClock(autojump=True)
+    app = fp.Application(clock=clock)
+    out, beats = fp.collect[int](), fp.collect[float]()
+    app.add("work", fp.from_iterable(range(100)) >> out)
+    app.add("heartbeat", fp.poll(clock.monotonic, every=fp.every(1, immediately=True)) >> beats, background=True)
+    status = app.run()
+    assert status.state == "stopped"
+    assert status.pipelines["work"].state == "finished"
+    hb = status.pipelines["heartbeat"]
+    assert (hb.state, hb.background) == ("finished", True)
+    assert hb.events_in == hb.events_out == len(beats.items) >= 1
+    assert set(app.reports) == {"work", "heartbeat"}
+    assert app.reports["work"].events_out == 100
+    assert app.reports["heartbeat"].events_out == len(beats.items)
+
+
+def test_a_background_pipeline_waiting_to_restart_is_released_too() -> None:
+    clock = VirtualClock()
+    app = fp.Application(clock=clock, restart_delay=1000.0)
+    app.add("work", fp.from_iterable([1]) >> fp.collect[int]())
+    app.add("flaky", fp.from_iterable(Flaky(failures=99)) >> fp.collect[int](), background=True)
+
+    async def main() -> fp.app.AppStatus:
+        return await asyncio.wait_for(app.arun(), 10)
+
+    p = asyncio.run(main()).pipelines["flaky"]
+    # Released during its 1000 s wait before a restart: it ends at once, as stopped (it had failed).
+    assert (p.state, p.runs, p.restarts) == ("stopped", 1, 1)
+    assert p.last_error is not None
+
+
+def test_an_application_of_background_pipelines_only_runs_until_stopped() -> None:
+    app = fp.Application()
+    out = fp.collect[int]()
+    app.add("endless", fp.from_iterable(_endless()) >> out, background=True)
+
+    async def main() -> fp.app.AppStatus:
+        handle = app.start()
+        await until(lambda: len(out.items) >= 20)
+        assert app.state == "running"
+        handle.stop()
+        return await asyncio.wait_for(handle.wait(), 5)
+
+    assert asyncio.run(main()).pipelines["endless"].state == "stopped"
+
+
+def test_status_has_latency_and_blocked_time(batch_sink: Any) -> None:
+    async def slow_write(events: list[Any]) -> None:
+        await asyncio.sleep(0.002)
+
+    n = 200_000  # many more batches than the sink's channel holds: the source waits for room
+    app = fp.Application()
+    app.add("slow", fp.from_iterable(range(n)) >> fp.Sink(batch_sink(on_write=slow_write)))
+    p = app.run().pipelines["slow"]
+    assert p.latency.count == p.events_out == n
+    assert p.latency_p50 is not None
+    assert p.latency_p99 is not None
+    assert 0.002 <= p.latency_p50 <= p.latency_p99
+    assert p.blocked_seconds == pytest.approx(sum(s.blocked_seconds for s in p.stages))
+    assert p.blocked_seconds > 0.02
+    encoded = msgspec.json.decode(msgspec.json.encode(app.status()))
+    assert encoded["pipelines"]["slow"]["latency"]["count"] == n
+
+
+def test_metrics_export_latency_as_a_histogram_and_blocked_seconds() -> None:
+    pytest.importorskip("prometheus_client")
+    from flowpump.app.metrics import metrics_text
+
+    app = fp.Application()
+    app.add("nums", fp.from_iterable(range(50)) >> fp.collect[int]())
+    app.run()
+    text = metrics_text(app).decode()
+    assert "# TYPE flowpump_pipeline_latency_seconds histogram" in text
+    assert 'flowpump_pipeline_latency_seconds_bucket{le="0.0005",pipeline="nums"}' in text
+    assert 'flowpump_pipeline_latency_seconds_bucket{le="+Inf",pipeline="nums"} 50.0' in text
+    assert 'flowpump_pipeline_latency_seconds_count{pipeline="nums"} 50.0' in text
+    assert re.search(r'flowpump_stage_blocked_seconds_total\{pipeline="nums",stage="collect\(\)"\} [0-9.e-]+', text)
+
+
+def test_run_draws_a_progress_bar_for_bounded_pipelines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "n.jsonl"
+    path.write_bytes(b"".join(b"%d\n" % i for i in range(5000)))
+    app = fp.Application()
+    app.add("load", fp.read_jsonl(path, int) >> fp.collect[int]())
+    app.add("idle", fp.poll(lambda: 1, every=fp.on("never")) >> fp.collect[int](), background=True)
+    app.run(progress=True)
+    err = capsys.readouterr().err
+    last = err.split("\r")[-1]
+    # Only the bounded, main pipeline is counted; the bar ends at 100 % (of an estimate: "~").
+    assert re.match(r"flowpump load ~?100% \|", last)
+    assert "5,000 in · 5,000 out" in last
+    assert last.endswith("\n")
+
+
+def test_no_progress_bar_unless_asked_or_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    app = fp.Application()
+    app.add("load", fp.from_iterable(range(10)) >> fp.collect[int]())
+    app.run()
+    assert capsys.readouterr().err == ""

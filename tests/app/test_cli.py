@@ -137,3 +137,50 @@ def test_run_reports_bad_settings_with_the_key(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "ConfigError: setting `db`" in err
     assert "expected `str`" in err
+
+
+def test_run_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    """`flowpump run app.py:app` with stderr on a terminal: a bar for the bounded pipeline."""
+    import pty
+
+    n = 40_000  # about 1.5 s at 5 ms an event, 128 at a time: the bar shows after 1 s
+    src = tmp_path / "rows.jsonl"
+    src.write_bytes(b"".join(b'{"id": %d, "payload": "row %d"}\n' % (i, i) for i in range(n)))
+    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "settings.toml").write_text(f'input = "{src}"\ndb = "{tmp_path / "out.db"}"\ndelay = 0.005\n')
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "flowpump",
+                "run",
+                f"{tmp_path / 'app.py'}:app",
+                "--config",
+                str(tmp_path / "settings.toml"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+        )
+        os.close(slave)
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the terminal's other side closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+    assert proc.returncode == 0
+    assert "load: finished" in out
+    bar = b"".join(chunks).decode()
+    last = bar.replace("\r\n", "\n").split("\r")[-1]
+    assert last.startswith("flowpump load ~100% |"), bar
+    assert bar.count("\r") >= 2  # drawn while running, then the final line
+    assert f"{n:,} in · {n:,} out" in last

@@ -123,3 +123,63 @@ def test_the_database_goes_away_mid_run_and_nothing_is_lost(pg_server: PgServer,
     assert report.events_out == n
     rows = asyncio.run(_fetch(pg_dsn, "select count(*), count(distinct id), min(id), max(id) from clicks"))
     assert rows == [(n, n, 0, n - 1)]
+
+
+def _stops_at_once(pipeline: fp.Pipeline) -> fp.PipelineError:
+    t0 = time.perf_counter()
+    with pytest.raises(fp.PipelineError) as info:
+        pipeline.run()
+    assert time.perf_counter() - t0 < 5  # twelve attempts with backoff take about 15 s
+    assert isinstance(info.value.__cause__, fp.PermanentSinkError)
+    return info.value
+
+
+@pytest.mark.parametrize("key", [None, "id"], ids=["copy", "insert"])
+def test_a_missing_table_with_create_false_stops_at_once(pg_dsn: str, key: str | None) -> None:
+    import asyncpg
+
+    db = fp.Postgres(pg_dsn)
+    error = _stops_at_once(fp.from_iterable([Click(1, "a", 1.0)]) >> fp.to_sql(db, "nope", key=key, create=False))
+    assert isinstance(error.__cause__.__cause__, asyncpg.exceptions.UndefinedTableError)
+    assert "asyncpg.UndefinedTableError" in str(error)
+    assert "(table 'nope' does not exist; create it first, or leave fp.to_sql(..., create=True))" in str(error)
+
+
+def test_an_upsert_without_a_unique_constraint_stops_at_once(pg_dsn: str) -> None:
+    import asyncpg
+
+    db = fp.Postgres(pg_dsn)
+    asyncio.run(_fetch(pg_dsn, 'create table c (id bigint, "user" text, value double precision)'))
+    error = _stops_at_once(fp.from_iterable([Click(1, "a", 1.0)]) >> fp.to_sql(db, "c", key="id"))
+    assert isinstance(error.__cause__.__cause__, asyncpg.exceptions.InvalidColumnReferenceError)
+    assert "no unique or exclusion constraint matching the ON CONFLICT specification" in str(error)
+    assert "create unique index c_id_key on c (id)" in str(error)
+
+
+def test_a_value_of_the_wrong_type_for_its_column_stops_at_once(pg_dsn: str) -> None:
+    db = fp.Postgres(pg_dsn)
+    asyncio.run(_fetch(pg_dsn, "create table w (id bigint primary key, name text)"))
+    error = _stops_at_once(fp.from_iterable([{"id": "seven", "name": "x"}]) >> fp.to_sql(db, "w", key="id"))
+    assert "invalid input for query argument $1" in str(error)
+
+
+def test_postgres_tells_permanent_errors_from_passing_ones(pg_dsn: str) -> None:
+    import asyncpg
+
+    db = fp.Postgres(pg_dsn)
+
+    async def syntax_error() -> BaseException:
+        async with db.use():
+            try:
+                await db.fetch("selec 1")
+            except asyncpg.exceptions.PostgresError as exc:
+                return exc
+        raise AssertionError
+
+    error = asyncio.run(syntax_error())
+    assert isinstance(error, asyncpg.exceptions.PostgresSyntaxError)
+    assert db.is_permanent(error)
+    assert not db.is_permanent(asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"))
+    assert not db.is_permanent(asyncpg.exceptions.CannotConnectNowError("the database system is starting up"))
+    assert not db.is_permanent(asyncpg.exceptions.DeadlockDetectedError("deadlock detected"))
+    assert not db.is_permanent(OSError("connection refused"))

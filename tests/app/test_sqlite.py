@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import re
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,93 @@ def test_a_bad_table_name_is_refused(tmp_path: Path) -> None:
         fp.to_sql(fp.SQLite(tmp_path / "x.db"), "x; drop table y")
     with pytest.raises(fp.PipelineDefinitionError, match=re.escape("expects a SQL connection")):
         fp.to_sql("x.db", "t")  # type: ignore[arg-type]
+
+
+# -- errors that no retry can fix stop the run at once ---------------------------------------------
+
+
+def _permanent(pipeline: fp.Pipeline) -> fp.PipelineError:
+    """Run ``pipeline``; it must stop with a permanent sink error, well before retries would end."""
+    t0 = time.perf_counter()
+    with pytest.raises(fp.PipelineError) as info:
+        pipeline.run()
+    assert time.perf_counter() - t0 < 2  # twelve attempts with backoff take about 15 s
+    assert isinstance(info.value.__cause__, fp.PermanentSinkError)
+    return info.value
+
+
+def test_a_missing_table_with_create_false_stops_at_once(tmp_path: Path) -> None:
+    db = fp.SQLite(tmp_path / "p.db")
+    error = _permanent(fp.from_iterable([Click(1, "a", 1.0)]) >> fp.to_sql(db, "nope", create=False))
+    assert str(error).startswith(
+        "sink 'to_sql(nope)' failed with an error that retrying cannot fix: to_sql(nope): "
+        "sqlite3.OperationalError: no such table: nope (table 'nope' does not exist; create it first, "
+        "or leave fp.to_sql(..., create=True)); the run stopped at once"
+    )
+    assert isinstance(error.__cause__.__cause__, sqlite3.OperationalError)
+    assert error.report.events_out == 0
+
+
+def test_an_upsert_without_a_unique_constraint_stops_at_once_and_says_what_to_create(tmp_path: Path) -> None:
+    path = tmp_path / "u.db"
+    con = sqlite3.connect(path)
+    con.execute("create table c (id integer, user text, value real)")
+    con.close()
+    error = _permanent(fp.from_iterable([Click(1, "a", 1.0)]) >> fp.to_sql(fp.SQLite(path), "c", key="id"))
+    assert "ON CONFLICT clause does not match any PRIMARY KEY or UNIQUE constraint" in str(error)
+    assert "create unique index c_id_key on c (id)" in str(error)
+    # The hint works as written.
+    con = sqlite3.connect(path)
+    con.execute("create unique index c_id_key on c (id)")
+    con.close()
+    (fp.from_iterable([Click(1, "a", 1.0), Click(1, "b", 2.0)]) >> fp.to_sql(fp.SQLite(path), "c", key="id")).run()
+    assert _rows(path, "select id, user from c") == [(1, "b")]
+
+
+def test_a_constraint_violation_stops_at_once(tmp_path: Path) -> None:
+    db = fp.SQLite(tmp_path / "k.db")
+    (fp.from_iterable([Click(1, "a", 1.0)]) >> fp.to_sql(db, "k", key="id")).run()
+    error = _permanent(fp.from_iterable([Click(1, "a", 1.0)]) >> fp.to_sql(db, "k"))
+    assert "sqlite3.IntegrityError: UNIQUE constraint failed: k.id" in str(error)
+
+
+def test_an_upsert_key_that_is_not_a_field_stops_at_once(tmp_path: Path) -> None:
+    error = _permanent(
+        fp.from_iterable([Click(1, "a", 1.0)]) >> fp.to_sql(fp.SQLite(tmp_path / "f.db"), "f", key="uid")
+    )
+    assert "upsert key 'uid' is not a field of Click (id, user, value)" in str(error)
+
+
+def test_sqlite_tells_permanent_errors_from_passing_ones(tmp_path: Path) -> None:
+    path = tmp_path / "e.db"
+    db = fp.SQLite(path)
+    con = sqlite3.connect(path, timeout=0)
+    con.execute("create table t (id integer)")
+    con.commit()
+    with pytest.raises(sqlite3.OperationalError) as syntax:
+        con.execute("selec 1")
+    assert db.is_permanent(syntax.value)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("begin exclusive")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked") as locked:
+            con.execute("insert into t values (1)")
+    finally:
+        holder.execute("rollback")
+        holder.close()
+        con.close()
+    assert not db.is_permanent(locked.value)
+    assert not db.is_permanent(ConnectionError("gone"))
+
+
+def test_an_application_does_not_restart_a_pipeline_with_a_permanent_error(tmp_path: Path) -> None:
+    app = fp.Application(restart_delay=0.01)
+    db = app.connection("db", fp.SQLite(tmp_path / "a.db"))
+    app.add("load", fp.from_iterable([Click(1, "a", 1.0)]) >> fp.to_sql(db, "missing", create=False))
+    p = app.run().pipelines["load"]
+    assert (p.state, p.restarts, p.runs) == ("failed", 0, 1)
+    assert p.last_error is not None
+    assert "no such table: missing" in p.last_error
 
 
 @pytest.mark.parametrize(

@@ -80,3 +80,26 @@ def test_an_error_sink_that_keeps_failing_stops_the_run(arun, fuse, fast_retry):
         arun(pipeline.arun(fuse=fuse))
     assert info.value.stage == "sink(broken)"
     assert isinstance(info.value.__cause__, OSError)
+
+
+def test_a_permanent_sink_error_stops_the_run_at_once(fuse, caplog):
+    calls: list[int] = []
+
+    def write(x: int) -> None:
+        calls.append(x)
+        if x == 5:
+            raise fp.PermanentSinkError("table 't' does not exist") from KeyError("t")
+
+    with caplog.at_level(logging.WARNING, logger="flowpump"), pytest.raises(fp.PipelineError) as info:
+        (fp.from_iterable(range(10)) >> fp.sink(write)).run(fuse=fuse)
+    error = info.value
+    assert str(error) == (
+        "sink 'sink(write)' failed with an error that retrying cannot fix: table 't' does not exist; "
+        "the run stopped at once and the unwritten input was not acknowledged."
+    )
+    assert error.stage == "sink(write)"
+    assert isinstance(error.__cause__, fp.PermanentSinkError)
+    assert isinstance(error.__cause__.__cause__, KeyError)
+    assert calls == [0, 1, 2, 3, 4, 5]  # written once, never retried
+    assert not [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert error.report.events_out < 10

@@ -10,7 +10,20 @@ unacknowledged input stays unacknowledged). A second signal cancels at once.
 
 Supervision: a pipeline whose run raises (a sink that kept failing, a source that broke) is
 restarted after a delay that doubles from ``restart_delay`` up to ``max_restart_delay``; after
-``max_restarts`` restarts in a row it is marked ``failed``. Its state is in ``app.status()``.
+``max_restarts`` restarts in a row it is marked ``failed``. A run stopped by an error that
+cannot pass on a retry (``fp.PermanentSinkError``: a missing table, an SQL syntax error) is
+marked ``failed`` at once. Its state is in ``app.status()``.
+
+Background pipelines (``app.add(..., background=True)``: a heartbeat, a poll) do not keep the
+application alive: once every other pipeline has ended, they are stopped the way ``stop()``
+stops them (sources stop, in-flight events are written) and end as ``finished`` (``stopped`` if
+one was waiting to restart after a failure). An application of bounded pipelines and background
+ones therefore runs to completion by itself. When every pipeline is a background one, they run
+until stopped.
+
+``run()`` draws a progress bar on stderr when it is a terminal (``progress=True`` forces it,
+``False`` turns it off): the counts of the pipelines whose sources are bounded (files, lists),
+and how far they have read.
 
 >>> import flowpump as fp
 >>> app = fp.Application()
@@ -28,6 +41,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -37,10 +51,11 @@ from typing import Any, Generic, Literal, TypeVar
 import msgspec
 from typing_extensions import TypeVar as TypeVarD
 
-from .._errors import FlowpumpError, PipelineDefinitionError
+from .._errors import FlowpumpError, PermanentSinkError, PipelineDefinitionError
 from .._graph import Pipeline
+from .._live import DELAY, SourceTotal, TerminalBar, Ticker
 from ..runtime._executor import Progress, execute
-from ..runtime._report import RunReport
+from ..runtime._report import Latency, RunReport, StageReport
 from .clock import Clock, SystemClock, use_clock
 from .config import load_settings
 from .connections import Connection
@@ -74,13 +89,20 @@ class StageTotals(msgspec.Struct):
     filtered: int = 0
     dead_lettered: int = 0
     seconds: float = 0.0
+    blocked_seconds: float = 0.0
 
 
 class PipelineStatus(msgspec.Struct):
-    """What one pipeline is doing: ``state``, restarts, the last error, and counts over all runs."""
+    """What one pipeline is doing: ``state``, restarts, the last error, and counts over all runs.
+
+    ``latency`` is the histogram of seconds from a source reading an event to the sinks having
+    written it (``latency_p50``/``latency_p99`` read from it); ``blocked_seconds`` the time its
+    stages waited for room downstream (backpressure).
+    """
 
     name: str
     state: PipelineState = "pending"
+    background: bool = False
     restarts: int = 0
     last_error: str | None = None
     runs: int = 0
@@ -88,6 +110,10 @@ class PipelineStatus(msgspec.Struct):
     events_out: int = 0
     filtered: int = 0
     dead_lettered: int = 0
+    blocked_seconds: float = 0.0
+    latency_p50: float | None = None
+    latency_p99: float | None = None
+    latency: Latency = msgspec.field(default_factory=Latency)
     stages: list[StageTotals] = msgspec.field(default_factory=list)
 
 
@@ -126,14 +152,20 @@ class _Entry:
     name: str
     pipeline: Pipeline
     restart: bool
+    background: bool = False
     state: PipelineState = "pending"
     restarts: int = 0
     runs: int = 0
     last_error: str | None = None
     #: Stage counts of the runs that have ended, by "[group] label", with the stage's role.
     done: dict[str, tuple[str, StageTotals]] = field(default_factory=dict)
+    #: Latency of the runs that have ended.
+    latency: Latency = field(default_factory=Latency)
+    last_report: RunReport | None = None
     progress: Progress | None = None
     stop: asyncio.Event | None = None
+    #: Set (per ``arun``) when a background pipeline is released: its last run ends as finished.
+    release: asyncio.Event | None = None
 
     @staticmethod
     def _fold(into: dict[str, tuple[str, StageTotals]], report: RunReport | None) -> None:
@@ -146,20 +178,29 @@ class _Entry:
             t.filtered += s.filtered
             t.dead_lettered += s.dead_lettered
             t.seconds += s.seconds
+            t.blocked_seconds += s.blocked_seconds
 
     def ended(self, report: RunReport | None) -> None:
         """Fold the counts of a run that ended into the totals."""
         self._fold(self.done, report)
+        if report is not None:
+            self.latency = self.latency + report.latency
+            self.last_report = report
         self.progress = None
 
     def status(self) -> PipelineStatus:
         stages = {k: (role, msgspec.structs.replace(t)) for k, (role, t) in self.done.items()}
+        latency = self.latency
         if self.progress is not None and not self.progress.finished:
-            self._fold(stages, self.progress.snapshot())
+            live = self.progress.snapshot()
+            self._fold(stages, live)
+            if live is not None:
+                latency = latency + live.latency
         main = [(role, t) for role, t in stages.values() if role != "errors"]
         return PipelineStatus(
             name=self.name,
             state=self.state,
+            background=self.background,
             restarts=self.restarts,
             last_error=self.last_error,
             runs=self.runs,
@@ -167,6 +208,10 @@ class _Entry:
             events_out=sum(t.events_out for role, t in main if role == "sink"),
             filtered=sum(t.filtered for _, t in main),
             dead_lettered=sum(t.dead_lettered for _, t in main),
+            blocked_seconds=sum(t.blocked_seconds for _, t in main),
+            latency_p50=latency.p50,
+            latency_p99=latency.p99,
+            latency=latency,
             stages=[t for _, t in stages.values()],
         )
 
@@ -217,6 +262,9 @@ class Application(Generic[C]):
         self._stopping: asyncio.Event | None = None
         self._stop_requested = False
         self._force: asyncio.Event | None = None
+        self._started = 0.0
+        #: The pipelines the progress bar counts (those with bounded sources).
+        self._bar: list[_Entry] = []
 
     # -- settings ---------------------------------------------------------------------------
     @property
@@ -272,13 +320,17 @@ class Application(Generic[C]):
         self._lookups[name] = _LookupEntry(name, lookup, refresh)
         return lookup
 
-    def add(self, name: str, pipeline: Pipeline, *, restart: bool = True) -> Pipeline:
-        """Register a pipeline, supervised (restarted with backoff when it fails, unless ``restart=False``)."""
+    def add(self, name: str, pipeline: Pipeline, *, restart: bool = True, background: bool = False) -> Pipeline:
+        """Register a pipeline, supervised (restarted with backoff when it fails, unless ``restart=False``).
+
+        ``background=True``: the pipeline does not keep the application running; it is stopped
+        (drained) once every other pipeline has ended. For heartbeats and polls beside bounded work.
+        """
         self._check_name(name, "add", self._pipelines)
         if not isinstance(pipeline, Pipeline):
             msg = f"app.add({name!r}, ...) expects a pipeline (flow >> sink), got {pipeline!r}"
             raise PipelineDefinitionError(msg)
-        self._pipelines[name] = _Entry(name, pipeline, restart)
+        self._pipelines[name] = _Entry(name, pipeline, restart, background)
         return pipeline
 
     def publish(self, topic: str) -> None:
@@ -316,6 +368,11 @@ class Application(Generic[C]):
             connections={n: ConnectionStatus(n, c.label, c.is_open) for n, c in self._connections.items()},
         )
 
+    @property
+    def reports(self) -> dict[str, RunReport]:
+        """The report of each pipeline's last run that has ended, by pipeline name."""
+        return {n: e.last_report for n, e in self._pipelines.items() if e.last_report is not None}
+
     # -- running ----------------------------------------------------------------------------
     def stop(self) -> None:
         """Begin the drain (safe from any thread and from signal handlers); a second call forces."""
@@ -339,11 +396,17 @@ class Application(Generic[C]):
             if entry.stop is not None:
                 entry.stop.set()
 
-    def run(self, *, http: str | None = None) -> AppStatus:
-        """Run until every pipeline ends or a signal stops it; return the final status."""
-        return asyncio.run(self.arun(http=http))
+    def run(self, *, http: str | None = None, progress: bool | None = None) -> AppStatus:
+        """Run until every pipeline ends or a signal stops it; return the final status.
 
-    async def arun(self, *, http: str | None = None, handle_signals: bool = True) -> AppStatus:
+        ``progress``: a bar on stderr for the pipelines with bounded sources (None: when stderr
+        is a terminal, after a second).
+        """
+        return asyncio.run(self.arun(http=http, progress=progress))
+
+    async def arun(
+        self, *, http: str | None = None, handle_signals: bool = True, progress: bool | None = False
+    ) -> AppStatus:
         """Run in the current event loop (see ``run``). ``http="host:port"`` serves /metrics and /status."""
         if self._state not in ("created", "stopped", "failed"):
             msg = "this application is already running"
@@ -354,9 +417,10 @@ class Application(Generic[C]):
         if self._stop_requested:
             self._stopping.set()
         self._state = "starting"
+        self._started = time.perf_counter()
         with use_clock(self.clock), use_hub(self.hub):
             try:
-                await self._run(http, handle_signals)
+                await self._run(http, handle_signals, progress)
             except BaseException:
                 self._state = "failed"
                 raise
@@ -364,7 +428,7 @@ class Application(Generic[C]):
                 self._stop_requested = False
         return self.status()
 
-    async def _run(self, http: str | None, handle_signals: bool) -> None:
+    async def _run(self, http: str | None, handle_signals: bool, progress: bool | None) -> None:
         assert self._stopping is not None
         self.settings  # noqa: B018 - bad settings fail before any I/O
         opened: list[Connection] = []
@@ -401,7 +465,15 @@ class Application(Generic[C]):
                 for e in self._pipelines.values()
             ]
             self._state = "running"
-            await self._wait(supervisors)
+            ticker = self._ticker(progress)
+            try:
+                await self._wait(supervisors)
+            except BaseException as exc:
+                if ticker is not None:
+                    ticker.close(None, exc)
+                raise
+            if ticker is not None:
+                ticker.close(self._progress_report(), None)
         finally:
             for t in tasks:
                 t.cancel()
@@ -418,6 +490,39 @@ class Application(Generic[C]):
                     logger.exception("closing connection %s failed", conn.label)
             if self._state != "failed":
                 self._state = "stopped"
+
+    # -- progress bar -----------------------------------------------------------------------
+    def _ticker(self, progress: bool | None) -> Ticker | None:
+        """A progress bar on stderr over the main pipelines with bounded sources, if wanted."""
+        if progress is False or not (progress or (sys.stderr is not None and sys.stderr.isatty())):
+            return None
+        self._bar = [e for e in self._pipelines.values() if not e.background and SourceTotal(e.pipeline).bounded]
+        if not self._bar:
+            return None  # nothing bounded: a service's counts are in /status and /metrics
+        title = "flowpump " + ", ".join(e.name for e in self._bar)
+        view = TerminalBar([e.pipeline for e in self._bar], always=progress is True, title=title)
+        return Ticker(view, self._progress_report, delay=0.0 if progress else DELAY).in_loop()
+
+    def _progress_report(self) -> RunReport | None:
+        """The counts of the pipelines under the progress bar, summed, as one report."""
+        if not self._bar:
+            return None
+        sts = [e.status() for e in self._bar]
+        n_in = sum(p.events_in for p in sts)
+        source = StageReport("sources", "source", "source", 1, n_in, n_in, 0, 0, 0.0)
+        latency = Latency()
+        for p in sts:
+            latency = latency + p.latency
+        return RunReport(
+            events_in=n_in,
+            events_out=sum(p.events_out for p in sts),
+            filtered=sum(p.filtered for p in sts),
+            dead_lettered=sum(p.dead_lettered for p in sts),
+            seconds=time.perf_counter() - self._started,
+            stages=[source],
+            stopped_early=self._stopping is not None and self._stopping.is_set(),
+            latency=latency,
+        )
 
     def _install_signals(self) -> list[signal.Signals]:
         if threading.current_thread() is not threading.main_thread():
@@ -436,18 +541,26 @@ class Application(Generic[C]):
         assert self._stopping is not None
         assert self._force is not None
         stopping: asyncio.Future[Any] = asyncio.ensure_future(self._stopping.wait())
+        # Supervisors are made in the order of ``self._pipelines``.
+        main = {t for t, e in zip(supervisors, self._pipelines.values(), strict=True) if not e.background}
         try:
             pending: set[asyncio.Future[Any]] = set(supervisors)
-            while pending and not self._stopping.is_set():
+            while pending and not self._stopping.is_set() and not (main and main.isdisjoint(pending)):
                 _, pending = await asyncio.wait({*pending, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 pending.discard(stopping)
             if not pending:
                 return
-            self._state = "draining"
-            logger.info("draining %d pipeline(s) (deadline %.1fs)", len(pending), self.drain_timeout)
-            for entry in self._pipelines.values():
-                if entry.stop is not None:
-                    entry.stop.set()
+            if self._stopping.is_set():
+                self._state = "draining"
+                logger.info("draining %d pipeline(s) (deadline %.1fs)", len(pending), self.drain_timeout)
+                for entry in self._pipelines.values():
+                    if entry.stop is not None:
+                        entry.stop.set()
+            else:
+                logger.info("every main pipeline has ended: stopping %d background pipeline(s)", len(pending))
+                for entry in self._pipelines.values():
+                    if entry.background:
+                        self._release(entry)
             force: asyncio.Future[Any] = asyncio.ensure_future(self._force.wait())
             deadline = asyncio.get_running_loop().time() + self.drain_timeout
             try:
@@ -473,14 +586,24 @@ class Application(Generic[C]):
                 t.cancel()
             await asyncio.gather(*supervisors, return_exceptions=True)
 
+    @staticmethod
+    def _release(entry: _Entry) -> None:
+        """Stop a background pipeline because the main ones have ended."""
+        if entry.release is not None:
+            entry.release.set()
+        if entry.stop is not None:
+            entry.stop.set()
+
     async def _supervise(self, entry: _Entry) -> None:
         assert self._stopping is not None
         delay = self.restart_delay
         clock = self.clock
+        entry.release = release = asyncio.Event()
         while True:
             entry.stop = asyncio.Event()
-            if self._stopping.is_set():
-                entry.state = "stopped"
+            if self._stopping.is_set() or release.is_set():
+                # Released while waiting to restart after a failure: stopped, not finished.
+                entry.state = "stopped" if self._stopping.is_set() or entry.state == "restarting" else "finished"
                 return
             entry.progress = Progress()
             entry.state = "running"
@@ -498,9 +621,13 @@ class Application(Generic[C]):
                 if self._stopping.is_set():
                     entry.state = "stopped"
                     return
-                if not entry.restart or (self.max_restarts is not None and entry.restarts >= self.max_restarts):
+                # Retrying a permanent error only repeats it; a released pipeline is not wanted any more.
+                permanent = isinstance(exc.__cause__, PermanentSinkError)
+                exhausted = self.max_restarts is not None and entry.restarts >= self.max_restarts
+                if permanent or release.is_set() or not entry.restart or exhausted:
                     entry.state = "failed"
-                    logger.error("pipeline %r failed and is not restarted: %s", entry.name, entry.last_error)
+                    why = " (an error no retry can fix)" if permanent else ""
+                    logger.error("pipeline %r failed and is not restarted%s: %s", entry.name, why, entry.last_error)
                     return
                 if clock.monotonic() - started >= self.max_restart_delay:
                     delay = self.restart_delay  # it ran well for a while: start the backoff over
@@ -509,23 +636,30 @@ class Application(Generic[C]):
                 logger.warning(
                     "pipeline %r failed (%s); restart %d in %.2fs", entry.name, entry.last_error, entry.restarts, delay
                 )
-                await self._sleep_unless_stopping(delay)
+                await self._sleep_unless_stopping(delay, release)
                 delay = min(delay * 2, self.max_restart_delay)
                 continue
             entry.ended(report)
-            entry.state = "stopped" if report.stopped_early or self._stopping.is_set() else "finished"
+            if self._stopping.is_set():
+                entry.state = "stopped"
+            else:
+                # A released background pipeline was stopped because the work is done.
+                entry.state = "stopped" if report.stopped_early and not release.is_set() else "finished"
             return
 
-    async def _sleep_unless_stopping(self, seconds: float) -> None:
+    async def _sleep_unless_stopping(self, seconds: float, release: asyncio.Event | None = None) -> None:
         assert self._stopping is not None
         sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        stopper = asyncio.ensure_future(self._stopping.wait())
+        stoppers = [asyncio.ensure_future(self._stopping.wait())]
+        if release is not None:
+            stoppers.append(asyncio.ensure_future(release.wait()))
         try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({sleeper, *stoppers}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             sleeper.cancel()
-            stopper.cancel()
-            await asyncio.gather(sleeper, stopper, return_exceptions=True)
+            for stopper in stoppers:
+                stopper.cancel()
+            await asyncio.gather(sleeper, *stoppers, return_exceptions=True)
 
     async def _refresh_loop(self, entry: _LookupEntry) -> None:
         assert entry.refresh is not None

@@ -184,9 +184,27 @@ class SQLConnection(Connection):
     async def table_exists(self, table: str) -> bool:
         """True if ``table`` exists."""
 
+    def is_permanent(self, exc: BaseException) -> bool:
+        """True if ``exc``, raised by this database, would be raised again by the same statement.
+
+        A syntax error, a table or column that does not exist, a constraint the statement needs
+        or violates, a value of the wrong type: ``fp.to_sql`` then stops the run at once
+        (``fp.PermanentSinkError``) rather than retrying. Lost connections, locks, timeouts and
+        anything unknown are not permanent.
+        """
+        return False
+
     async def health(self) -> None:
         """``select 1``."""
         await self.fetch("select 1 as ok")
+
+
+#: SQLite result codes that a retry of the same statement gets again.
+_SQLITE_PERMANENT = frozenset({"SQLITE_ERROR", "SQLITE_MISMATCH", "SQLITE_RANGE", "SQLITE_TOOBIG", "SQLITE_AUTH"})
+#: SQLSTATE classes that a retry of the same statement gets again: cardinality (an upsert that
+#: touches a row twice), data, integrity, syntax or access (no such table or column, no unique
+#: constraint for ON CONFLICT), feature not supported, WITH CHECK OPTION.
+_PG_PERMANENT = frozenset({"21", "22", "23", "42", "0A", "44"})
 
 
 class SQLite(SQLConnection):
@@ -277,6 +295,16 @@ class SQLite(SQLConnection):
 
         await self._call(run)
 
+    def is_permanent(self, exc: BaseException) -> bool:
+        """Programming, integrity and data errors, and SQLITE_ERROR (no such table, syntax error)."""
+        if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.IntegrityError, sqlite3.DataError)):
+            return True
+        if isinstance(exc, (sqlite3.InterfaceError, sqlite3.NotSupportedError)):
+            return True
+        # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL ... may pass on a retry.
+        name = getattr(exc, "sqlite_errorname", None)
+        return isinstance(exc, sqlite3.OperationalError) and name in _SQLITE_PERMANENT
+
     async def table_exists(self, table: str) -> bool:
         """Look ``table`` up in ``sqlite_master``."""
         rows = await self.fetch("select 1 from sqlite_master where type in ('table', 'view') and name = ?", (table,))
@@ -349,6 +377,16 @@ class Postgres(SQLConnection):
         async with self._ready().acquire() as con:
             await con.copy_records_to_table(name, records=rows, columns=list(columns), schema_name=schema or None)
         return True
+
+    def is_permanent(self, exc: BaseException) -> bool:
+        """Server errors of SQLSTATE class 21, 22, 23, 42, 0A and 44; asyncpg's own bad-argument errors."""
+        import asyncpg
+
+        if isinstance(exc, asyncpg.exceptions.PostgresError):
+            return (exc.sqlstate or "")[:2] in _PG_PERMANENT
+        # asyncpg's client-side DataError (a value that cannot be encoded for its column) is
+        # both an InterfaceError and a ValueError; "connection is closed" & co. are not ValueErrors.
+        return isinstance(exc, asyncpg.exceptions.InterfaceError) and isinstance(exc, ValueError)
 
     async def table_exists(self, table: str) -> bool:
         """``to_regclass(table) is not null``."""

@@ -1,7 +1,11 @@
 """``/metrics`` (Prometheus text format) and ``/status`` (JSON) for a running application.
 
 Needs the extras ``http`` (aiohttp) and ``app`` (prometheus-client). Figures are read from
-``app.status()`` at scrape time, so they are the same as ``/status`` and the run reports.
+``app.status()`` at scrape time, so they are the same as ``/status`` and the run reports:
+per stage ``flowpump_stage_*_total`` counters (events in/out, filtered, dead-lettered, seconds
+working, seconds blocked by backpressure), per pipeline the histogram
+``flowpump_pipeline_latency_seconds`` (seconds from a source reading an event to the sinks
+having written it; one observation per event), restarts and state, and lookups and connections.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ _PIPELINE_STATES = ("pending", "running", "restarting", "finished", "failed", "s
 
 def collector(app: Application[Any]) -> Collector:
     """A prometheus-client collector that reads ``app.status()`` on each scrape."""
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
     from prometheus_client.registry import Collector
 
     class _AppCollector(Collector):
@@ -40,8 +44,14 @@ def collector(app: Application[Any]) -> Collector:
                     ("filtered", "Events a stage filtered out"),
                     ("dead_lettered", "Events a stage dead-lettered"),
                     ("seconds", "Seconds a stage spent working"),
+                    ("blocked_seconds", "Seconds a stage's task waited for room downstream (backpressure)"),
                 )
             }
+            latency = HistogramMetricFamily(
+                "flowpump_pipeline_latency_seconds",
+                "Seconds from a source reading an event to the sinks having written it",
+                labels=["pipeline"],
+            )
             restarts = CounterMetricFamily(
                 "flowpump_pipeline_restarts", "Restarts after a failure", labels=["pipeline"]
             )
@@ -50,6 +60,11 @@ def collector(app: Application[Any]) -> Collector:
             )
             for p in st.pipelines.values():
                 restarts.add_metric([p.name], p.restarts)
+                lat, cumulative, buckets = p.latency, 0, []
+                for bound, n in zip((*lat.bounds, float("inf")), lat.counts, strict=True):
+                    cumulative += n
+                    buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+                latency.add_metric([p.name], buckets, lat.sum)
                 for s in _PIPELINE_STATES:
                     state.add_metric([p.name, s], 1.0 if p.state == s else 0.0)
                 for stage in p.stages:
@@ -68,7 +83,7 @@ def collector(app: Application[Any]) -> Collector:
             for c in st.connections.values():
                 up.add_metric([c.name], 1.0 if c.open else 0.0)
             yield from counters.values()
-            yield from (restarts, state, size, loaded, failures, up)
+            yield from (latency, restarts, state, size, loaded, failures, up)
 
     return _AppCollector()
 

@@ -94,7 +94,9 @@ def poll(fn: Callable[[], Any], *, every: Trigger) -> Source[Any]:
     """Call ``fn`` (sync or async) each time ``every`` fires; each result is one event.
 
     A call that returns None emits nothing; a call that raises becomes a dead letter and polling
-    goes on. The source ends when the trigger does (``fp.once()``) or when the run is stopped.
+    goes on. The source ends when the trigger does (``fp.once()``) or when the run is stopped;
+    in an application, ``app.add(name, poll_pipeline, background=True)`` stops it once the
+    application's other pipelines have ended.
 
     >>> import flowpump as fp, itertools
     >>> counter = itertools.count()

@@ -48,8 +48,11 @@ names the step; the user's own frame follows it.
 from __future__ import annotations
 
 import bisect
+import inspect
 import itertools
 import linecache
+import types
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,8 +61,9 @@ from .._graph import SYNC_KINDS, Step
 
 __all__ = ["FusedGroup", "compile_group"]
 
-#: ``dead(exc, step, inputs, index, trace)``
-DeadFn = Callable[[BaseException, int, list[Any], int, tuple[Any, ...]], None]
+#: ``dead(exc, step, event, index, trace)``: ``event`` failed in ``step``; it came from item ``index``
+#: of the input list of that step's pass (see ``FusedGroup.source_event``).
+DeadFn = Callable[[BaseException, int, Any, int, tuple[Any, ...]], None]
 #: ``fused(batch, dead) -> (out, lengths)``; ``lengths[k]`` is the number of events step k emitted.
 FusedFn = Callable[[list[Any], DeadFn], tuple[list[Any], tuple[int, ...]]]
 
@@ -70,12 +74,21 @@ _CACHE_SIZE = 256
 
 
 class _BatchEnd(Exception):  # noqa: N818 - a signal, not an error
-    """Raised after the last event of a filter pass: tells a normal end from a StopIteration."""
+    """Raised by ``_end(layer)`` once the iterator before it is used up.
+
+    ``list.extend`` takes a ``StopIteration`` for the end of its input; this tells a real end
+    (layer 0: the batch is used up) from a user function that raised ``StopIteration`` (layer
+    k + 1: step k of a pipelined tail stopped early).
+    """
+
+    def __init__(self, layer: int) -> None:
+        super().__init__(layer)
+        self.layer = layer
 
 
-def _end() -> Iterator[Any]:
-    raise _BatchEnd
-    yield  # a generator: raises on the first next(), i.e. once the batch is used up
+def _end(layer: int = 0) -> Iterator[Any]:
+    raise _BatchEnd(layer)
+    yield  # a generator: raises on the first next(), i.e. once what comes before it is used up
 
 
 def _without(events: list[Any], failed: list[int]) -> list[Any]:
@@ -97,6 +110,8 @@ class FusedGroup:
     steps: tuple[Step, ...]
     fn: FusedFn
     masked: tuple[bool, ...]
+    #: the first step of the pass each step runs in (a pipelined tail is one pass of many steps)
+    entry: tuple[int, ...]
     #: generated line number -> index of the step whose pass is on that line
     line_to_step: dict[int, int]
     filename: str
@@ -113,20 +128,22 @@ class FusedGroup:
 
     def source_event(
         self, step: int, index: int, trace: tuple[Any, ...], batch: list[Any], memo: dict[int, list[int]]
-    ) -> Any:
-        """The event of ``batch`` that became input ``index`` of step ``step``.
+    ) -> tuple[int | None, Any]:
+        """The event of ``batch`` that became item ``index`` of the input of ``step``'s pass.
 
+        Returns its index in ``batch`` and the event, or None and the event when only the event
+        is known (after a filter whose output events are the batch's own, see ``masked``).
         ``trace[k]`` is what pass k recorded: failed input indices, ascending (map, tap); output
         lengths after each input (flat_map); predicate results with failures set to False, or the
-        output list (filter, see ``masked``). Only called for dead letters. ``memo`` (one per batch)
-        keeps each filter's kept indices, so many dead letters in a batch cost one pass, not many.
+        output list (filter). Only called for dead letters. ``memo`` (one per batch) keeps each
+        filter's kept indices, so many dead letters in a batch cost one pass, not one each.
         """
-        for k in range(step - 1, -1, -1):
+        for k in range(self.entry[step] - 1, -1, -1):
             kind, info = self.steps[k].kind, trace[k]
             if kind == "filter":
                 if not self.masked[k]:
                     # No map before it: its output events are the batch's own events.
-                    return info[index]
+                    return None, info[index]
                 kept = memo.get(id(info))
                 if kept is None:
                     kept = memo[id(info)] = list(itertools.compress(range(len(info)), info))
@@ -142,7 +159,131 @@ class FusedGroup:
                     else:
                         lo = mid + 1
                 index = lo
-        return batch[index]
+        return index, batch[index]
+
+def _takes_one_argument(fn: Callable[..., Any]) -> bool:
+    try:
+        inspect.signature(fn).bind(None)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _tail_start(steps: tuple[Step, ...]) -> int:
+    """Where the pipelined tail of ``steps`` starts (``len(steps)``: no tail).
+
+    A tail is at least two ``map``/``filter`` steps at the end of the group whose functions are
+    plain Python functions taking one argument, with distinct code objects, and at most one of
+    them a filter. Then every failure is attributed exactly: an exception by the code object of
+    the first frame below the loop (the step's own), a frameless one can only be the filter's
+    result failing to convert to bool, a StopIteration by the ``_end(layer)`` after its step.
+    """
+    start, filters, codes = len(steps), 0, set()
+    for k in range(len(steps) - 1, -1, -1):
+        step, fn = steps[k], steps[k].fn
+        if step.kind not in ("map", "filter") or type(fn) is not types.FunctionType or not _takes_one_argument(fn):
+            break
+        if fn.__code__ in codes or (step.kind == "filter" and filters):
+            break
+        filters += step.kind == "filter"
+        codes.add(fn.__code__)
+        start = k
+    return start if len(steps) - start >= 2 else len(steps)
+
+
+class _Tail:
+    """The last steps of a group run *pipelined*: ``filter(g, map(f, batch))``, one C iteration.
+
+    Each event goes through all the steps before the next one starts, so an event that a filter
+    drops is freed at once (a column-by-column pass would keep every mapped event of the batch
+    alive until the filter runs: slower for events that are objects, such as Structs). Only the
+    latest output of each map that another step reads is kept (``deque(maxlen=1)``), so the input
+    of a failing step is known; ``_end(layer)`` after each step tells which step's function raised
+    a StopIteration (``list.extend`` would have taken it for the end of the batch).
+    """
+
+    def __init__(self, steps: tuple[Step, ...], base: int) -> None:
+        self.base = base
+        self.n = n = len(steps)
+        self.kinds = [s.kind for s in steps]
+        self.fns = [s.fn for s in steps]
+        self.codes = {s.fn.__code__: k for k, s in enumerate(steps)}
+        self.filter_at = next((k for k, s in enumerate(steps) if s.kind == "filter"), None)
+        #: maps whose output a later step reads: their latest output is recorded
+        self.recorded = [s.kind == "map" and k < n - 1 for k, s in enumerate(steps)]
+        #: where step k's input is: the record of the nearest map before it, or the batch (None)
+        self.input_of: list[int | None] = []
+        last = None
+        for k in range(n):
+            self.input_of.append(last)
+            if self.recorded[k]:
+                last = k
+
+    def _stack(self, start: int, below: Iterator[Any], layers: list[Any], records: list[Any]) -> Iterator[Any]:
+        """Steps ``start``.. stacked over ``below``; returns the top iterator."""
+        inner = below
+        for k in range(start, self.n):
+            layer = (map if self.kinds[k] == "map" else filter)(self.fns[k], inner)
+            layers[k] = layer
+            inner = self._above(k, layer, records)
+        return inner
+
+    def _above(self, k: int, layer: Iterator[Any], records: list[Any]) -> Iterator[Any]:
+        if k == self.n - 1:
+            return layer
+        above: Iterator[Any] = itertools.chain(layer, _end(k + 1))
+        if self.recorded[k]:
+            # deque.append returns None, so filterfalse passes every event on after recording it.
+            above = itertools.filterfalse(records[k].append, above)
+        return above
+
+    def _step_of(self, exc: BaseException) -> int:
+        tb = exc.__traceback__
+        below = tb.tb_next if tb is not None else None  # tb is this frame; below, the step's
+        if below is not None:
+            k = self.codes.get(below.tb_frame.f_code)
+            if k is not None:
+                return k
+        # No frame of a step function: the filter's result could not be converted to bool.
+        return self.filter_at if self.filter_at is not None else 0
+
+    def __call__(self, src: list[Any], dead: DeadFn, trace: tuple[Any, ...]) -> tuple[list[Any], tuple[int, ...]]:
+        n = self.n
+        records = [deque(maxlen=1) if r else None for r in self.recorded]
+        layers: list[Any] = [None] * n
+        it = iter(src)
+        top = self._stack(0, itertools.chain(it, _end(0)), layers, records)
+        out: list[Any] = []
+        deaths = [0] * n
+        while True:
+            exc: BaseException
+            try:
+                out.extend(top)
+            except _BatchEnd as end:
+                if end.layer == 0:
+                    break
+                k = end.layer - 1
+                exc = StopIteration()
+                # The chain after step k is used up: restack the steps above it.
+                top = self._stack(k + 1, self._above(k, layers[k], records), layers, records)
+            except Exception as e:
+                k, exc = self._step_of(e), e
+            else:
+                k, exc = n - 1, StopIteration()  # the top step's function raised StopIteration
+            i = len(src) - it.__length_hint__() - 1
+            m = self.input_of[k]
+            deaths[k] += 1
+            dead(exc, self.base + k, src[i] if m is None else records[m][0], i, trace)
+        lengths: list[int] = []
+        count = len(src)
+        for k in range(n):
+            if k == self.filter_at:
+                # Only maps follow the filter: each passes on what it got, less what failed in it.
+                count = len(out) + sum(deaths[k + 1 :])
+            else:
+                count -= deaths[k]
+            lengths.append(count)
+        return out, tuple(lengths)
 
 
 class _Writer:
@@ -171,12 +312,12 @@ def _map_pass(w: _Writer, k: int, label: str, results: str, fails: str | None, s
     w(2, "except Exception as exc:")
     w(3, f"i = {done}")
     w(3, record)
-    w(3, f"dead(exc, {k}, {src}, i, {trace})")
+    w(3, f"dead(exc, {k}, {src}[i], i, {trace})")
     w(3, "continue")
     w(2, f"if {done} < len({src}):  # the function raised StopIteration, taken for the end")
     w(3, f"i = {done}")
     w(3, record)
-    w(3, f"dead(StopIteration(), {k}, {src}, i, {trace})")
+    w(3, f"dead(StopIteration(), {k}, {src}[i], i, {trace})")
     w(3, "continue")
     w(2, "break")
 
@@ -195,20 +336,20 @@ def _iter_pass(w: _Writer, k: int, label: str, dst: str, src: str, trace: str, m
     w(3, f"i = len({src}) - it.__length_hint__() - 1")
     if mask is not None:
         w(3, f"{mask}[i] = False")
-    w(3, f"dead(exc, {k}, {src}, i, {trace})")
+    w(3, f"dead(exc, {k}, {src}[i], i, {trace})")
     w(3, "continue")
     if mask is None:
         w(2, f"i = len({src}) - it.__length_hint__() - 1  # no _BatchEnd: the predicate raised StopIteration")
-        w(2, f"dead(StopIteration(), {k}, {src}, i, {trace})")
+        w(2, f"dead(StopIteration(), {k}, {src}[i], i, {trace})")
     else:
         w(2, "break")
 
 
-def _generate(steps: tuple[Step, ...], masked: tuple[bool, ...]) -> _Writer:
+def _generate(steps: tuple[Step, ...], masked: tuple[bool, ...], tail: int) -> _Writer:
     w = _Writer()
     w(0, "def fused(batch, dead):")
     w(1, "v0 = batch")
-    for k, step in enumerate(steps):
+    for k, step in enumerate(steps[:tail]):
         src, dst, info = f"v{k}", f"v{k + 1}", f"t{k}"
         trace = "(" + "".join(f"t{j}, " for j in range(k)) + ")"
         w(1, f"# step {k}: {step.label}")
@@ -242,12 +383,19 @@ def _generate(steps: tuple[Step, ...], masked: tuple[bool, ...]) -> _Writer:
             w(2, "try:")
             w(3, f"ext(f{k}(e))  # {step.label}", k)
             w(2, "except Exception as exc:")
-            w(3, f"dead(exc, {k}, {src}, i, {trace})")
+            w(3, f"dead(exc, {k}, {src}[i], i, {trace})")
             if k < len(steps) - 1:
                 # Output index -> input index, for dead letters further down the group.
                 w(2, f"ends(len({dst}))")
-    lengths = "".join(f"len(v{k + 1}), " for k in range(len(steps)))
-    w(1, f"return v{len(steps)}, ({lengths})")
+    lengths = "".join(f"len(v{k + 1}), " for k in range(tail))
+    if tail < len(steps):
+        trace = "(" + "".join(f"t{j}, " for j in range(tail)) + ")"
+        label = " >> ".join(s.label for s in steps[tail:])
+        w(1, f"# steps {tail}-{len(steps) - 1}, pipelined: {label}")
+        w(1, f"out, lengths = _tail(v{tail}, dead, {trace})  # {label}", tail)
+        w(1, f"return out, ({lengths}) + lengths")
+    else:
+        w(1, f"return v{len(steps)}, ({lengths})")
     return w
 
 
@@ -271,7 +419,8 @@ def compile_group(steps: Sequence[Step]) -> FusedGroup:
         _register(cached)
         return cached
     masked = _masks(steps)
-    w = _generate(steps, masked)
+    tail = _tail_start(steps)
+    w = _generate(steps, masked, tail)
     source = "\n".join(w.lines) + "\n"
     title = " >> ".join(s.label for s in steps)
     filename = f"<flowpump fused #{next(_serial)}: {title}>"
@@ -279,8 +428,11 @@ def compile_group(steps: Sequence[Step]) -> FusedGroup:
     namespace.update(
         chain=itertools.chain, compress=itertools.compress, _end=_end, _BatchEnd=_BatchEnd, _without=_without
     )
+    if tail < len(steps):
+        namespace["_tail"] = _Tail(steps[tail:], tail)
     exec(compile(source, filename, "exec"), namespace)
-    group = FusedGroup(steps, namespace["fused"], masked, w.line_to_step, filename, source)
+    entry = tuple(range(tail)) + (tail,) * (len(steps) - tail)
+    group = FusedGroup(steps, namespace["fused"], masked, entry, w.line_to_step, filename, source)
     if len(_cache) >= _CACHE_SIZE:
         old = _cache.pop(next(iter(_cache)))
         linecache.cache.pop(old.filename, None)

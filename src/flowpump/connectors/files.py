@@ -19,7 +19,7 @@ import msgspec
 from .._connector import Positions, RunContext, SinkSpec, SinkWriter, SourceBatch, SourceSpec
 from .._errors import DeadLetter, PipelineDefinitionError
 from .._graph import Sink, Source
-from ._codec import JsonLinesDecoder, JsonLinesEncoder
+from ._codec import BlockPositions, JsonLinesDecoder, JsonLinesEncoder, LineIndex
 
 __all__ = ["read_csv", "read_jsonl", "read_lines", "write_jsonl", "write_lines"]
 
@@ -49,14 +49,13 @@ def _name(path: PathLike) -> str:
     return os.path.basename(os.fspath(path))
 
 
-def _blocks(f: IO[bytes], ctx: RunContext) -> Iterator[tuple[bytes, int, int]]:
-    """Complete-line blocks of ``f``: ``(block, number of its first line (1-based), line count)``.
+def _blocks(f: IO[bytes], ctx: RunContext) -> Iterator[tuple[bytes, int]]:
+    """Complete-line blocks of ``f``, each with its byte offset.
 
-    Each block is one ``read`` completed by one ``readline``, so the bytes are copied once (a
-    ``rest + chunk`` join would copy every block again); the line count is taken once here and
-    handed to the decoder and the acknowledgement, which need it too.
+    Each block is one ``read`` completed by one ``readline``, so its bytes are copied once (a
+    ``rest + chunk`` join would copy every block again). A last line without a newline gets one.
     """
-    line = 1
+    offset = 0
     read, readline = f.read, f.readline
     while not ctx.stopping:
         block = read(BLOCK_SIZE)
@@ -66,9 +65,8 @@ def _blocks(f: IO[bytes], ctx: RunContext) -> Iterator[tuple[bytes, int, int]]:
             block += readline()
             if block[-1] != 10:  # the file does not end with a newline
                 block += b"\n"
-        n = block.count(b"\n")
-        yield block, line, n
-        line += n
+        yield block, offset
+        offset += len(block)
 
 
 class _FileSource(SourceSpec):
@@ -78,31 +76,43 @@ class _FileSource(SourceSpec):
         self.path = path
         self.name = _name(path)
         self.label = f"{kind}({self.name})"
-        #: The last line whose events have all been written, filtered or dead-lettered.
-        self.acked_line = 0
+        self._index = LineIndex()
+        self._acked_end = 0
+
+    @property
+    def acked_line(self) -> int:
+        """The last line whose events have all been written, filtered or dead-lettered."""
+        return self._index.lines_before(self._acked_end) if self._acked_end else 0
 
     def _check(self) -> None:
         if not os.path.exists(self.path):
             msg = f"{self.label}: no such file {os.fspath(self.path)!r}"
             raise PipelineDefinitionError(msg)
 
-    def decode(self, block: bytes, first_line: int, n_lines: int) -> SourceBatch:
-        """The batch of ``block`` (``n_lines`` complete lines, the first one ``first_line``)."""
+    def decode(self, block: bytes, offset: int, index: LineIndex) -> SourceBatch:
+        """The batch of ``block`` (complete lines), found at byte ``offset`` of the file."""
         raise NotImplementedError
 
-    def _ack(self, last_line: int) -> Any:
+    def _ack(self, end: int) -> Any:
         def done() -> None:
-            self.acked_line = last_line
+            self._acked_end = end
 
         return done
 
     async def batches(self, ctx: RunContext) -> AsyncIterator[SourceBatch]:
         self._check()
-        self.acked_line = 0
+        compressed = os.fspath(self.path).endswith(".gz")
+        # Re-reading a gzip file means decompressing it again: count its lines as they come.
+        index = LineIndex(None if compressed else (lambda: _open_read(self.path)))
+        self._index, self._acked_end = index, 0
+        lines = 0
         with _open_read(self.path) as f:
-            for block, first, n in _blocks(f, ctx):
-                batch = self.decode(block, first, n)
-                batch.on_done = self._ack(first + n - 1)
+            for block, offset in _blocks(f, ctx):
+                if compressed:
+                    lines += block.count(b"\n")
+                    index.note(offset + len(block), lines)
+                batch = self.decode(block, offset, index)
+                batch.on_done = self._ack(offset + len(block))
                 yield batch
 
 
@@ -112,8 +122,8 @@ class _JsonlSource(_FileSource):
         self.out_type = tp
         self.codec = JsonLinesDecoder(tp, self.label, self.name)
 
-    def decode(self, block: bytes, first_line: int, n_lines: int) -> SourceBatch:
-        return self.codec.decode_block(block, first_line, n_lines)
+    def decode(self, block: bytes, offset: int, index: LineIndex) -> SourceBatch:
+        return self.codec.decode_block(block, offset, index)
 
 
 class _LinesSource(_FileSource):
@@ -123,15 +133,17 @@ class _LinesSource(_FileSource):
         super().__init__(path, "read_lines")
         self.encoding = encoding
 
-    def decode(self, block: bytes, first_line: int, n_lines: int) -> SourceBatch:
+    def decode(self, block: bytes, offset: int, index: LineIndex) -> SourceBatch:
         try:
             text = block.decode(self.encoding)
         except UnicodeDecodeError:
-            pass
-        else:
-            if "\r" in text:  # Windows line ends: a "\r\n" ends a line as "\n" does
-                text = text.replace("\r\n", "\n")
-            return SourceBatch(text.split("\n")[:-1], Positions(self.name, first_line))
+            return self._line_by_line(block, index.lines_before(offset) + 1)
+        if "\r" in text:  # Windows line ends: a "\r\n" ends a line as "\n" does
+            text = text.replace("\r\n", "\n")
+        events = text.split("\n")[:-1]
+        return SourceBatch(events, BlockPositions(self.name, index, offset, block, len(events)))
+
+    def _line_by_line(self, block: bytes, first_line: int) -> SourceBatch:
         events: list[str] = []
         lines: list[int] = []
         dead: list[DeadLetter] = []

@@ -4,7 +4,10 @@ Rows map to events through msgspec: a Struct's fields (or a dict's keys) are the
 ``to_sql``; ``read_sql`` converts each row (a dict of column -> value) into ``type``.
 
 Delivery: ``to_sql`` writes each batch in one transaction, so a batch that fails is rolled back
-whole and the runtime's retry writes it again without duplicates. ``read_sql(..., cursor=col)``
+whole and the runtime's retry writes it again without duplicates. An error that the same batch
+would meet again (a syntax error, a missing table or column, an upsert key without a unique
+constraint, a constraint violation: ``SQLConnection.is_permanent``) is not retried: it becomes
+``fp.PermanentSinkError`` (the driver's error chained) and the run stops at once. ``read_sql(..., cursor=col)``
 reads rows in ``col`` order and remembers the last *acknowledged* value, so a restarted
 pipeline goes on after the last row that was fully processed (each row is read once per run,
 and at least once across restarts).
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from .._connector import Positions, RunContext, SinkSpec, SinkWriter, SourceBatch, SourceSpec
-from .._errors import DeadLetter, PipelineDefinitionError
+from .._errors import DeadLetter, PermanentSinkError, PipelineDefinitionError
 from .._graph import Sink, Source
 
 if TYPE_CHECKING:
@@ -202,7 +205,40 @@ class _SqlWriter(SinkWriter):
     def write(self, events: list[Any]) -> Awaitable[None]:
         return self._write(events)
 
+    def _permanent(self, exc: BaseException) -> PermanentSinkError:
+        """The error that stops the run, with a hint for the usual causes."""
+        spec = self.spec
+        text = str(exc)
+        state = getattr(exc, "sqlstate", None)
+        hint = ""
+        if state == "42P01" or "no such table" in text:
+            hint = f" (table {spec.table!r} does not exist"
+            hint += "; create it first, or leave fp.to_sql(..., create=True))" if not spec.create else ")"
+        elif state == "42P10" or "ON CONFLICT clause does not match" in text:
+            cols = ", ".join(spec.key)
+            index = "_".join((spec.table.rpartition(".")[2], *spec.key, "key"))
+            hint = (
+                f" (an upsert on key ({cols}) needs a primary key or unique index on exactly those columns: "
+                f"create unique index {index} on {spec.table} ({cols}))"
+            )
+        origin = f"{type(exc).__module__.split('.')[0]}.{type(exc).__name__}"
+        return PermanentSinkError(f"{spec.label}: {origin}: {text}{hint}")
+
     async def _write(self, events: list[Any]) -> None:
+        try:
+            await self._write_rows(events)
+        except PermanentSinkError:
+            raise
+        except (PipelineDefinitionError, TypeError) as exc:
+            # The first event does not fit the table's definition: every retry would say so again.
+            msg = f"{self.spec.label}: {exc}"
+            raise PermanentSinkError(msg) from exc
+        except Exception as exc:
+            if self.conn.is_permanent(exc):
+                raise self._permanent(exc) from exc
+            raise
+
+    async def _write_rows(self, events: list[Any]) -> None:
         if self.columns is None:
             await self._prepare(events[0])
         # A retried batch is converted again: drop the rejects of the failed attempt first.

@@ -1,6 +1,6 @@
 """The runtime: executor, channels, acknowledgements, reports."""
 
-from ._report import RunReport, StageReport
+from ._report import Latency, RunReport, StageReport
 from ._run import RunHandle
 
-__all__ = ["RunHandle", "RunReport", "StageReport"]
+__all__ = ["Latency", "RunHandle", "RunReport", "StageReport"]

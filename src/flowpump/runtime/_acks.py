@@ -9,6 +9,7 @@ an offset never records one past an unfinished batch.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -61,13 +62,18 @@ class Ticket:
 
 
 class Envelope:
-    """What travels with a batch: the tickets it holds and, while known, its source batch."""
+    """What travels with a batch: the tickets it holds, while known its source batch, and when it was read.
 
-    __slots__ = ("_index", "origin", "tickets")
+    ``read_at`` is the ``time.perf_counter()`` at which the source batch was read; a sink's
+    write time minus ``read_at`` is the batch's latency. A merged envelope keeps the oldest.
+    """
 
-    def __init__(self, tickets: Sequence[Ticket], origin: SourceBatch | None) -> None:
+    __slots__ = ("_index", "origin", "read_at", "tickets")
+
+    def __init__(self, tickets: Sequence[Ticket], origin: SourceBatch | None, read_at: float | None = None) -> None:
         self.tickets = tickets
         self.origin = origin
+        self.read_at = time.perf_counter() if read_at is None else read_at
         self._index: dict[int, int] | None = None
 
     def hold(self, n: int = 1) -> None:
@@ -101,4 +107,4 @@ class Envelope:
         """One envelope holding what all of ``envs`` held (their holds move to it)."""
         if len(envs) == 1:
             return envs[0]
-        return Envelope([t for env in envs for t in env.tickets], None)
+        return Envelope([t for env in envs for t in env.tickets], None, min(env.read_at for env in envs))

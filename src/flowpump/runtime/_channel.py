@@ -3,16 +3,25 @@
 A channel carries ``(events, envelope)`` items and an end-of-stream mark. Producers wait when it
 is full (backpressure). The consumer takes every item already waiting, up to ``max_batch``
 events, and joins them: batches grow under load and stay single events when idle.
+
+Time a producer waits on a full channel is added to the channel's ``blocked_seconds`` and to
+the ``blocked_seconds`` of the stage the producing task runs (``blocked_stats``, set by each
+task of the executor): the report then shows which stage was held back, and for how long.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any
 
 from ._acks import Envelope
+from ._report import StageStats
 
 _EOS = object()
+
+#: The stats of the stage whose task is running: the one a wait on a full channel is charged to.
+blocked_stats: contextvars.ContextVar[StageStats | None] = contextvars.ContextVar("flowpump_blocked", default=None)
 
 
 class Channel:
@@ -34,7 +43,11 @@ class Channel:
             loop = asyncio.get_running_loop()
             t0 = loop.time()
             await q.put((events, env))
-            self.blocked_seconds += loop.time() - t0
+            waited = loop.time() - t0
+            self.blocked_seconds += waited
+            st = blocked_stats.get()
+            if st is not None:
+                st.blocked_seconds += waited
         else:
             q.put_nowait((events, env))
 

@@ -18,13 +18,13 @@ import time
 from typing import Any
 
 from .._connector import RunContext, SinkWriter
-from .._errors import DeadLetter, PipelineError
+from .._errors import DeadLetter, PermanentSinkError, PipelineError
 from .._graph import Pipeline, Step
 from ..compiler._fuse import FusedGroup, compile_group
 from ..compiler._plan import Plan, PlanStage, plan
 from ._acks import AckTracker, Envelope
-from ._channel import Channel
-from ._report import RunReport, StageStats, build_report
+from ._channel import Channel, blocked_stats
+from ._report import LatencyHistogram, RunReport, StageStats, build_report
 
 logger = logging.getLogger("flowpump")
 
@@ -96,15 +96,20 @@ class FusedOutlet(Outlet):
         self._batch: list[Any] = []
         self._memo: dict[int, list[int]] = {}
 
-    def _on_dead(self, exc: BaseException, k: int, inputs: list[Any], index: int, trace: tuple[Any, ...]) -> None:
+    def _on_dead(self, exc: BaseException, k: int, event: Any, index: int, trace: tuple[Any, ...]) -> None:
         self._dead_steps[k] += 1
         label = self.group.steps[k].label
         self.dead_router.run.note_exception(exc, label)
         env = self._env
         pos = None
         if env is not None and env.origin is not None:
-            pos = env.position_of(self.group.source_event(k, index, trace, self._batch, self._memo))
-        self._dead.append(DeadLetter(stage=label, error=_error_text(exc), event=inputs[index], position=pos))
+            origin = env.origin
+            i, source = self.group.source_event(k, index, trace, self._batch, self._memo)
+            if i is not None and origin.events is self._batch and origin.positions is not None:
+                pos = origin.positions.at(i)  # exact, even when equal objects repeat in the batch
+            else:
+                pos = env.position_of(source)
+        self._dead.append(DeadLetter(stage=label, error=_error_text(exc), event=event, position=pos))
 
     async def push(self, events: list[Any], env: Envelope) -> None:
         self._env = env
@@ -259,9 +264,18 @@ class BatchOutlet(Outlet):
 class SinkOutlet(Outlet):
     """Writes batches through a connector's writer, retrying a failing write with backoff."""
 
-    def __init__(self, stage: PlanStage, writer: SinkWriter, stats: StageStats, dead: DeadRouter) -> None:
+    def __init__(
+        self,
+        stage: PlanStage,
+        writer: SinkWriter,
+        stats: StageStats,
+        dead: DeadRouter,
+        latency: LatencyHistogram | None = None,
+    ) -> None:
         assert stage.sink is not None
         self.dead_router = dead
+        #: Where the read-to-written time of each batch goes (None for the dead-letter sink).
+        self.latency = latency
         # Writers that can reject single events (e.g. unencodable) expose a ``rejects`` list.
         self.rejects: list[DeadLetter] | None = getattr(writer, "rejects", None)
         self.label = stage.sink.label
@@ -279,6 +293,12 @@ class SinkOutlet(Outlet):
                 if pending is not None:
                     await pending
                 break
+            except PermanentSinkError as exc:
+                msg = (
+                    f"sink '{self.label}' failed with an error that retrying cannot fix: {exc}; "
+                    f"the run stopped at once and the unwritten input was not acknowledged."
+                )
+                raise PipelineError(msg, stage=self.label) from exc
             except Exception as exc:
                 if attempt == self.attempts:
                     msg = (
@@ -298,8 +318,11 @@ class SinkOutlet(Outlet):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
         st = self.stats
-        st.seconds += time.perf_counter() - t0
+        t1 = time.perf_counter()
+        st.seconds += t1 - t0
         st.events_in += len(events)
+        if self.latency is not None:
+            self.latency.observe(t1 - env.read_at, len(events))
         rejects = self.rejects
         if rejects:
             dead = list(rejects)
@@ -365,6 +388,8 @@ class _Run:
         self.stats: list[StageStats] = []
         self.samples: list[DeadLetter] = []
         self.unrouted_dead = 0
+        #: Seconds from a source batch being read to a sink having written it, per event.
+        self.latency = LatencyHistogram()
         self.first_exception: tuple[BaseException, str] | None = None
         self.sinks: list[SinkOutlet] = []
         self.consumers: list[tuple[Channel, Outlet, bool]] = []
@@ -431,7 +456,8 @@ class _Run:
             msg = f"sink '{stage.label}' could not be opened: {_error_text(exc)}; nothing was read"
             raise PipelineError(msg, stage=stage.label) from exc
         role = "errors" if stage.errors else "sink"
-        out = SinkOutlet(stage, writer, self._stats(stage, stage.label, "sink", role), dead)
+        latency = None if stage.errors else self.latency
+        out = SinkOutlet(stage, writer, self._stats(stage, stage.label, "sink", role), dead, latency)
         self.sinks.append(out)
         return out
 
@@ -442,6 +468,7 @@ class _Run:
         batches = stage.source.batches(ctx)
         close = getattr(batches, "aclose", None)
         dead = self.dead
+        blocked_stats.set(st)  # time this task waits on a full channel is the source's
         try:
             while not ctx.stopping:
                 t0 = time.perf_counter()
@@ -457,10 +484,11 @@ class _Run:
                         f"produced were processed, the rest of its input was not read"
                     )
                     raise PipelineError(msg, stage=stage.label) from exc
-                st.seconds += time.perf_counter() - t0
+                read_at = time.perf_counter()
+                st.seconds += read_at - t0
                 st.events_in += len(b.events) + len(b.dead)
                 st.events_out += len(b.events)
-                env = Envelope([tracker.ticket(b.on_done)], b)
+                env = Envelope([tracker.ticket(b.on_done)], b, read_at)
                 if b.dead:
                     st.dead_lettered += len(b.dead)
                     self.note_exception(_Rejected(b.dead[0].error), stage.label)
@@ -479,6 +507,9 @@ class _Run:
         await nxt.finish()
 
     async def consumer_task(self, channel: Channel, inner: Outlet) -> None:
+        head = getattr(inner, "stats", None)
+        # Time this task waits on a full channel further down goes to the stage it runs.
+        blocked_stats.set(head[0] if isinstance(head, list) else head)
         while True:
             if isinstance(inner, BatchOutlet) and inner.deadline is not None:
                 remaining = inner.deadline - asyncio.get_running_loop().time()
@@ -530,7 +561,13 @@ class Progress:
         run = self._run
         if run is None:
             return None
-        return build_report(run.stats, time.perf_counter() - self._started, run.samples, stopped_early=run.ctx.stopping)
+        return build_report(
+            run.stats,
+            time.perf_counter() - self._started,
+            run.samples,
+            stopped_early=run.ctx.stopping,
+            latency=run.latency.snapshot(),
+        )
 
 
 async def execute(
@@ -579,7 +616,13 @@ async def execute(
 
 def _finish(run: _Run, started: float, progress: Progress | None, failure: BaseException | None) -> RunReport:
     """The report of a run that has ended; raises PipelineError (report attached) if it failed."""
-    report = build_report(run.stats, time.perf_counter() - started, run.samples, stopped_early=run.ctx.stopping)
+    report = build_report(
+        run.stats,
+        time.perf_counter() - started,
+        run.samples,
+        stopped_early=run.ctx.stopping,
+        latency=run.latency.snapshot(),
+    )
     if progress is not None:
         progress.finished = True
     _log_dead(run, report)
