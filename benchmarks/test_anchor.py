@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from _harness import Scale, compare
 from _workload import Click, batched_loop, keep, plain_loop, score
-from conftest import Scale, compare
 
 import flowpump as fp
 

@@ -56,28 +56,45 @@ def test_unfused_gives_every_step_its_own_stage_and_channel():
 def test_explain_shows_stages_types_and_the_dead_letter_branch_last():
     text = pipeline().explain()
     assert text.splitlines() == [
-        "plan (fused): 6 stages, 4 tasks",
-        "[1] source    from_iterable(list)  (inline)",
+        f"plan (fused): 6 stages, 4 tasks, 3 channels of {CHANNEL_CAPACITY} batches",
+        "[1] source    from_iterable(list)  (task)",
         "      ──▶ [2]  `?`",
-        "[2] fused     map(name) >> filter(bool)  (inline)",
-        "      ├ map(name)",
-        "      └ filter(bool)",
+        "[2] fused     map(name) >> filter(bool)  (inline: 2 steps, one loop)",
+        "      ├ map(name)     `?` → `str`",
+        "      └ filter(bool)  `str`",
         "      ──▶ [3]  `str`",
         f"[3] map_async map_async(fetch)  (task, channel({CHANNEL_CAPACITY}))",
         "      concurrency=3, ordered=True",
         "      ──▶ [4]  `int`",
         f"[4] batch     batch(2)  (task, channel({CHANNEL_CAPACITY}))",
-        "      ──▶ [5]  `?`",
+        "      size=2, timeout=None",
+        "      ──▶ [5]  `list[int]`",
         "[5] sink      collect()  (inline)",
-        "dead letters:",
+        "dead letters, from every stage:",
         f"[6] sink      collect()  (task, channel({CHANNEL_CAPACITY}))",
+    ]
+
+
+def shout(s: str) -> str:
+    return s + "!"
+
+
+def test_explain_shows_the_type_each_fused_step_takes_and_gives():
+    flow = fp.from_iterable([1]) >> fp.map(name) >> fp.map(str.upper) >> fp.map(shout) >> fp.filter(str.isalpha)
+    lines = (flow >> fp.collect()).explain().splitlines()
+    assert lines[3:8] == [
+        "[2] fused     map(name) >> map(upper) >> map(shout) >> filter(isalpha)  (inline: 4 steps, one loop)",
+        "      ├ map(name)        `?` → `str`",
+        "      ├ map(upper)       `str` → `?`",
+        "      ├ map(shout)       `?` → `str`",
+        "      └ filter(isalpha)  `str`",
     ]
 
 
 def test_explain_unfused():
     text = pipeline().explain(fuse=False)
-    assert text.startswith("plan (unfused): 7 stages, 7 tasks\n")
-    assert "dead letters:\n[7] sink      collect()" in text
+    assert text.startswith(f"plan (unfused): 7 stages, 7 tasks, 6 channels of {CHANNEL_CAPACITY} batches\n")
+    assert "dead letters, from every stage:\n[7] sink      collect()" in text
 
 
 def test_async_sink_gets_a_task_and_a_sync_sink_runs_inline():

@@ -11,6 +11,7 @@ The plan is a DAG of ``PlanStage``; sources are its roots.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -84,9 +85,17 @@ class Plan:
 
 
 def _produced(step: Step, produced: Any) -> Any:
+    """The type ``step`` emits when ``produced`` arrives (None: unknown)."""
     if step.out_type is not None:
         return step.out_type
-    return produced if step.kind in ("filter", "tap") else None
+    if step.kind in ("filter", "tap"):
+        return produced
+    if produced is not None and step.kind == "batch":
+        return list[produced]
+    if step.kind == "flat_map" and step.fn is iter and typing.get_origin(produced) in (list, tuple, set, frozenset):
+        args = typing.get_args(produced)  # unbatch(): the items of the lists that arrive
+        return args[0] if len(args) == 1 or (len(args) == 2 and args[1] is Ellipsis) else None
+    return None
 
 
 class _Planner:

@@ -81,7 +81,7 @@ class DeadRouter(Outlet):
 
 
 class FusedOutlet(Outlet):
-    """Runs a compiled group of synchronous steps over each batch."""
+    """Runs a compiled loop of synchronous steps over each batch."""
 
     def __init__(self, group: FusedGroup, stats: list[StageStats], nxt: Outlet, dead: DeadRouter) -> None:
         self.group = group
@@ -94,21 +94,18 @@ class FusedOutlet(Outlet):
         self._dead_steps = [0] * len(stats)
         self._env: Envelope | None = None
         self._batch: list[Any] = []
-        self._memo: dict[int, list[int]] = {}
 
-    def _on_dead(self, exc: BaseException, k: int, event: Any, index: int, trace: tuple[Any, ...]) -> None:
+    def _on_dead(self, exc: BaseException, k: int, event: Any, index: int) -> None:
         self._dead_steps[k] += 1
         label = self.group.steps[k].label
         self.dead_router.run.note_exception(exc, label)
         env = self._env
         pos = None
-        if env is not None and env.origin is not None:
-            origin = env.origin
-            i, source = self.group.source_event(k, index, trace, self._batch, self._memo)
-            if i is not None and origin.events is self._batch and origin.positions is not None:
-                pos = origin.positions.at(i)  # exact, even when equal objects repeat in the batch
+        if env is not None and (origin := env.origin) is not None:
+            if origin.events is self._batch and origin.positions is not None:
+                pos = origin.positions.at(index)  # exact, even when equal objects repeat in a batch
             else:
-                pos = env.position_of(source)
+                pos = env.position_of(self._batch[index])
         self._dead.append(DeadLetter(stage=label, error=_error_text(exc), event=event, position=pos))
 
     async def push(self, events: list[Any], env: Envelope) -> None:
@@ -120,8 +117,8 @@ class FusedOutlet(Outlet):
         self._env = None
         self._batch = []
         n = len(events)
-        dead_steps = self._dead_steps
         filters = self.filters
+        dead_steps = self._dead_steps
         # Per step: in = out + filtered + dead (a flat_map's out is what it emitted).
         for k, st in enumerate(self.stats):
             m = lengths[k]
@@ -136,7 +133,6 @@ class FusedOutlet(Outlet):
         if self._dead:
             dead, self._dead = self._dead, []
             self._dead_steps = [0] * len(self.stats)
-            self._memo.clear()
             env.hold()
             await self.dead_router.push(dead, env)
         if out:
