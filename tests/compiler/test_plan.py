@@ -120,3 +120,14 @@ def test_tee_branches_each_get_their_own_stages():
     sink = fp.tee(fp.collect(), fp.map(name) >> fp.collect())
     stages = plan(fp.from_iterable([1]) >> sink, fuse=True).stages()
     assert [s.kind for s in stages] == ["source", "tee", "sink", "fused", "sink"]
+
+
+def test_a_dead_letter_branch_of_several_stages_comes_after_the_whole_main_dag():
+    errors = fp.map(lambda d: d.error) >> fp.map_async(fetch) >> fp.collect()
+    flow = fp.merge(fp.from_iterable(["a"]), fp.from_iterable(["b"]).map(len).map(name))
+    the_plan = plan((flow >> fp.map_async(fetch) >> fp.collect()).on_error(errors), fuse=True)
+    stages = the_plan.stages()
+    flags = [s.errors for s in stages]
+    assert flags == sorted(flags), "every main stage first, then the dead-letter branch"
+    assert sum(flags) == 3
+    assert stages[flags.index(True)] is the_plan.errors

@@ -5,22 +5,22 @@ For ``map(f) >> filter(g) >> flat_map(h) >> map(k)`` the generated function is, 
     def fused(batch, dead, f0=f, f1=g, f2=h, f3=k):
         out = []
         deaths = [0, 0, 0, 0]
-        c2 = 0
+        c1 = 0
         it = iter(batch)
         for v0 in it:
             try:
                 v1 = f0(v0)                       # map(f)
                 if not f1(v1):                    # filter(g)
+                    c1 += 1
                     continue
                 for v2 in f2(v1):                 # flat_map(h)
-                    c2 += 1
                     try:
                         out.append(f3(v2))        # map(k)
                     except Exception as exc:
                         <fail(exc): which step, from the line; its input, v2>
             except Exception as exc:
                 <fail(exc): step 0, 1 or 2, from the line; its input, v0 or v1>
-        return out, lengths(len(batch), len(out), (c2,), deaths)
+        return out, lengths(len(batch), len(out), (c1,), deaths)
 
 Each step is a call on a line of its own, so the line of the generated frame on the traceback
 tells exactly which step raised, whatever the step is (a Python function, a builtin, a

@@ -67,6 +67,7 @@ def _blocks(f: IO[bytes], ctx: RunContext) -> Iterator[tuple[bytes, int]]:
                 block += b"\n"
         yield block, offset
         offset += len(block)
+        del block
 
 
 class _FileSource(SourceSpec):
@@ -81,7 +82,10 @@ class _FileSource(SourceSpec):
 
     @property
     def acked_line(self) -> int:
-        """The last line whose events have all been written, filtered or dead-lettered."""
+        """The last line whose events have all been written, filtered or dead-lettered.
+
+        Counted when read (from the file, which must still be there), not as blocks go by.
+        """
         return self._index.lines_before(self._acked_end) if self._acked_end else 0
 
     def _check(self) -> None:
@@ -101,19 +105,22 @@ class _FileSource(SourceSpec):
 
     async def batches(self, ctx: RunContext) -> AsyncIterator[SourceBatch]:
         self._check()
-        compressed = os.fspath(self.path).endswith(".gz")
-        # Re-reading a gzip file means decompressing it again: count its lines as they come.
-        index = LineIndex(None if compressed else (lambda: _open_read(self.path)))
+        # Lines are counted when asked, by reading the file again: not a gzip file (that would
+        # mean decompressing it again) nor a pipe or device (reading it again would take data).
+        eager = os.fspath(self.path).endswith(".gz") or not os.path.isfile(self.path)  # noqa: ASYNC240 - one stat, then blocking reads anyway
+        index = LineIndex(None if eager else (lambda: _open_read(self.path)))
         self._index, self._acked_end = index, 0
         lines = 0
         with _open_read(self.path) as f:
             for block, offset in _blocks(f, ctx):
-                if compressed:
+                if eager:
                     lines += block.count(b"\n")
                     index.note(offset + len(block), lines)
                 batch = self.decode(block, offset, index)
                 batch.on_done = self._ack(offset + len(block))
                 yield batch
+                # Let the batch go before the next one is decoded: its memory is reused, warm.
+                del batch, block
 
 
 class _JsonlSource(_FileSource):

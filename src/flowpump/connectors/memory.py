@@ -51,6 +51,7 @@ class _IterableSource(SourceSpec, Generic[T]):
                 yield SourceBatch(chunk, self._positions(index))
                 index += len(chunk)
                 size = min(size * 2, ctx.max_batch)
+                del chunk  # gone before the next slice: its memory is reused while warm
             return
         it = iter(xs)
         while not ctx.stopping:
@@ -60,6 +61,7 @@ class _IterableSource(SourceSpec, Generic[T]):
             yield SourceBatch(chunk, self._positions(index))
             index += len(chunk)
             size = min(size * 2, ctx.max_batch)
+            del chunk
 
     async def _async_batches(self, xs: AsyncIterable[T], ctx: RunContext) -> AsyncIterator[SourceBatch]:
         buf: deque[T] = deque()

@@ -494,6 +494,9 @@ class _Run:
                     await nxt.push(b.events, env)
                 else:
                     env.release()
+                # Drop this batch before the next is read: an inline pipeline is done with it, and
+                # the next batch then reuses its memory while it is still in the cache.
+                del b, env
                 # Let other tasks run even when nothing above had to wait (a file source
                 # feeding a synchronous sink never suspends otherwise).
                 await asyncio.sleep(0)
