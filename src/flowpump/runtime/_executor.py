@@ -80,6 +80,17 @@ class DeadRouter(Outlet):
             await self.target.finish()
 
 
+async def _hand_on(nxt: Outlet, router: DeadRouter, out: list[Any], dead: list[DeadLetter], env: Envelope) -> None:
+    """Pass a stage's output on and its dead letters aside; ``env``'s hold goes with them."""
+    if dead:
+        env.hold()
+        await router.push(dead, env)
+    if out:
+        await nxt.push(out, env)
+    else:
+        env.release()
+
+
 class FusedOutlet(Outlet):
     """Runs a compiled loop of synchronous steps over each batch."""
 
@@ -130,15 +141,11 @@ class FusedOutlet(Outlet):
             if filters[k]:
                 st.filtered += n - m - d
             n = m
+        dead: list[DeadLetter] = []
         if self._dead:
             dead, self._dead = self._dead, []
             self._dead_steps = [0] * len(self.stats)
-            env.hold()
-            await self.dead_router.push(dead, env)
-        if out:
-            await self.next.push(out, env)
-        else:
-            env.release()
+        await _hand_on(self.next, self.dead_router, out, dead, env)
 
     async def finish(self) -> None:
         await self.next.finish()
@@ -189,20 +196,15 @@ class MapAsyncOutlet(Outlet):
         self.stats.events_in += n
         self.stats.events_out += len(out)
         self.stats.dead_lettered += len(failures)
+        dead: list[DeadLetter] = []
         if failures:
             run = self.dead_router.run
             label = self.step.label
-            dead = []
             for i, exc in sorted(failures, key=lambda f: f[0]):
                 run.note_exception(exc, label)
                 pos = env.position_of(events[i])
                 dead.append(DeadLetter(stage=label, error=_error_text(exc), event=events[i], position=pos))
-            env.hold()
-            await self.dead_router.push(dead, env)
-        if out:
-            await self.next.push(out, env)
-        else:
-            env.release()
+        await _hand_on(self.next, self.dead_router, out, dead, env)
 
     async def finish(self) -> None:
         await self.next.finish()
