@@ -64,6 +64,8 @@ class RunContext:
 
     stop: asyncio.Event
     max_batch: int = 4096
+    #: True when a supervisor restarts a failed run: a source able to, resumes after what was acknowledged.
+    resume: bool = False
 
     @property
     def stopping(self) -> bool:
@@ -78,6 +80,15 @@ class SourceSpec(ABC):
     out_type: Any = None
     #: True when reading awaits real I/O; the runtime then decouples it with a channel.
     is_async: bool = False
+
+    def check(self) -> None:
+        """Pre-flight: raise if the source cannot be read (e.g. a missing file).
+
+        Called for every source before any sink is opened, so a typo in an input path does not
+        truncate an output file. A ``PipelineError`` or ``PipelineDefinitionError`` is raised as
+        it is; any other exception becomes a ``PipelineError`` naming the source.
+        """
+        return None
 
     @abstractmethod
     def batches(self, ctx: RunContext) -> AsyncIterator[SourceBatch]:

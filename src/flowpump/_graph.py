@@ -276,6 +276,25 @@ class Flow(Generic[T_co]):
         self.to(Sink(spec)).run(fuse=fuse)
         return spec.items[:n]
 
+    async def atake(self, n: int, *, fuse: bool = True) -> list[T_co]:
+        """``take`` for async code: run in the current event loop until ``n`` events arrived.
+
+        Use it inside a running loop (a notebook cell, ``async def``) when a source is an async
+        iterable that belongs to that loop.
+
+        >>> import asyncio, flowpump as fp
+        >>> async def numbers():
+        ...     for i in range(5):
+        ...         yield i
+        >>> asyncio.run(fp.from_iterable(numbers()).atake(3))
+        [0, 1, 2]
+        """
+        from .connectors.memory import _TakeSpec
+
+        spec: _TakeSpec[T_co] = _TakeSpec(n)
+        await self.to(Sink(spec)).arun(fuse=fuse)
+        return spec.items[:n]
+
     def preview(self, n: int = 10) -> Any:
         """The first ``n`` events, displayed as a table in a notebook."""
         from .notebook import Preview

@@ -36,6 +36,11 @@ def _step(
     return Processor((Step(kind, fn, label, in_type, out_type, options),))
 
 
+def _is_async_callable(f: object) -> bool:
+    """True for an async function, also one behind an object's ``async def __call__``."""
+    return inspect.iscoroutinefunction(f) or inspect.iscoroutinefunction(getattr(type(f), "__call__", None))
+
+
 def map(f: Callable[[I], O]) -> Processor[I, O]:  # noqa: A001 - the contract's name
     """Apply ``f`` to every event.
 
@@ -43,7 +48,7 @@ def map(f: Callable[[I], O]) -> Processor[I, O]:  # noqa: A001 - the contract's 
     >>> fp.from_iterable([1, 2]).pipe(fp.map(str)).take(2)
     ['1', '2']
     """
-    if inspect.iscoroutinefunction(f):
+    if _is_async_callable(f):
         msg = f"fp.map({short_name(f)}) got an async function; use fp.map_async({short_name(f)})"
         raise PipelineDefinitionError(msg)
     return _step("map", "map", f, lambda r: r)

@@ -8,15 +8,23 @@ for ``run`` also an ``fp.Application``, with ``--config`` and ``--http``).
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import importlib
 import importlib.util
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import FlowpumpError
 from ._graph import Flow, Pipeline, Processor, Sink
+from ._live import DELAY, choose_view
+
+if TYPE_CHECKING:
+    from .runtime._report import RunReport
 
 
 def load_target(target: str) -> Any:
@@ -50,6 +58,40 @@ def _pipeline(obj: Any, target: str) -> Pipeline:
         return obj
     msg = f"{target} is a {type(obj).__name__}, not a flowpump Pipeline (flow >> sink)"
     raise SystemExit(msg)
+
+
+async def _run_until_signal(pipeline: Pipeline, *, fuse: bool, progress: bool | None) -> RunReport:
+    """Run ``pipeline``; SIGINT/SIGTERM stop it gracefully (sources stop, sinks flush), a second cancels."""
+    handle = pipeline.start(fuse=fuse, progress=False)
+    view = choose_view(pipeline, progress, keep_table=False, tty=True)
+    if view is not None:
+        handle.watch(view, delay=0.0 if progress else DELAY)
+    loop = asyncio.get_running_loop()
+    signals: list[signal.Signals] = []
+    task = asyncio.ensure_future(handle.wait())
+
+    asked = False
+
+    def on_signal() -> None:
+        nonlocal asked
+        if asked:
+            task.cancel()  # a second signal: stop waiting for the drain
+        asked = True
+        handle.stop()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, on_signal)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - e.g. Windows
+                continue
+            signals.append(sig)
+    try:
+        return await task
+    finally:
+        for sig in signals:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
 
 
 def _app_summary(status: Any) -> str:
@@ -117,12 +159,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .app.application import Application
 
             if isinstance(obj, Application):
-                print(_app_summary(obj.run(http=args.http, progress=args.progress)))
-                return 0
+                status = obj.run(http=args.http, progress=args.progress)
+                print(_app_summary(status))
+                failed = [p for p in status.pipelines.values() if p.state == "failed" and not p.background]
+                return 1 if failed or status.state == "failed" else 0
             if args.http:
                 msg = f"--http serves an Application's metrics; {args.target} is a {type(obj).__name__}"
                 raise SystemExit(msg)
-            report = _pipeline(obj, args.target).run(fuse=not args.no_fuse, progress=args.progress)
+            pipeline = _pipeline(obj, args.target)
+            try:
+                report = asyncio.run(_run_until_signal(pipeline, fuse=not args.no_fuse, progress=args.progress))
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                print("flowpump: interrupted (a second signal): the run was cancelled", file=sys.stderr)
+                return 130
             print(report)
             return 0
         if args.command == "explain":

@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 import flowpump as fp
+from flowpump._connector import SinkSpec, SinkWriter
 from flowpump.app.clock import VirtualClock
 from flowpump.app.connections import Connection
 
@@ -304,9 +305,14 @@ def test_start_on_a_thread_and_serve_status_and_metrics(port: int) -> None:
             assert resp.headers["Content-Type"].startswith("text/plain")
             text = resp.read().decode()
         assert re.search(
-            r'flowpump_stage_events_in_total\{pipeline="numbers",stage="from_iterable\(async_generator\)"\} \d+', text
+            r'flowpump_stage_events_in_total\{group="1",pipeline="numbers",role="source",'
+            r'stage="from_iterable\(async_generator\)"\} \d+',
+            text,
         )
-        assert 'flowpump_stage_filtered_total{pipeline="numbers",stage="filter(<lambda> at' in text
+        assert re.search(
+            r'flowpump_stage_filtered_total\{group="\d+",pipeline="numbers",role="step",stage="filter\(<lambda> at',
+            text,
+        )
         assert 'flowpump_pipeline_state{pipeline="numbers",state="running"} 1.0' in text
     finally:
         handle.stop()
@@ -411,7 +417,33 @@ def test_metrics_export_latency_as_a_histogram_and_blocked_seconds() -> None:
     assert 'flowpump_pipeline_latency_seconds_bucket{le="0.0005",pipeline="nums"}' in text
     assert 'flowpump_pipeline_latency_seconds_bucket{le="+Inf",pipeline="nums"} 50.0' in text
     assert 'flowpump_pipeline_latency_seconds_count{pipeline="nums"} 50.0' in text
-    assert re.search(r'flowpump_stage_blocked_seconds_total\{pipeline="nums",stage="collect\(\)"\} [0-9.e-]+', text)
+    assert re.search(
+        r'flowpump_stage_blocked_seconds_total\{group="\d+",pipeline="nums",role="sink",'
+        r'stage="collect\(\)"\} [0-9.e-]+',
+        text,
+    )
+
+
+def test_metrics_series_are_unique_when_stages_share_a_label() -> None:
+    import collections
+
+    from flowpump.app.metrics import metrics_text
+
+    app = fp.Application()
+    tee = fp.tee(fp.collect[str](), fp.map(str) >> fp.collect[str]())
+    app.add("p", fp.from_iterable(range(10)) >> fp.map(str) >> fp.map(str) >> tee)
+    st = app.run().pipelines["p"]
+    assert sorted(s.role for s in st.stages).count("sink") == 2
+    text = metrics_text(app).decode()
+    series = [line.rsplit(" ", 1)[0] for line in text.splitlines() if line and not line.startswith("#")]
+    assert [k for k, n in collections.Counter(series).items() if n > 1] == []
+    sinks = [
+        line
+        for line in text.splitlines()
+        if line.startswith("flowpump_stage_events_in_total") and 'role="sink"' in line
+    ]
+    assert len(sinks) == 2
+    assert all(line.endswith(" 10.0") for line in sinks)
 
 
 def test_run_draws_a_progress_bar_for_bounded_pipelines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -434,3 +466,64 @@ def test_no_progress_bar_unless_asked_or_on_a_terminal(capsys: pytest.CaptureFix
     app.add("load", fp.from_iterable(range(10)) >> fp.collect[int]())
     app.run()
     assert capsys.readouterr().err == ""
+
+
+class _Outage(SinkSpec):
+    """A batch sink that is down (writes nothing of a batch) while ``down`` is set."""
+
+    label = "outage"
+
+    def __init__(self, written: list[int], fail_at: int) -> None:
+        self.written = written
+        self.fail_at = fail_at
+        self.attempts = 2
+        self.failures = 0
+
+    async def open(self, ctx: Any) -> Any:
+        spec = self
+
+        class W(SinkWriter):
+            def write(self, events: list[Any]) -> None:
+                if spec.failures < 2 and any(e.x == spec.fail_at for e in events):
+                    spec.failures += 1
+                    raise OSError("target down")
+                spec.written.extend(e.x for e in events)
+
+        return W()
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
+def test_a_restarted_file_pipeline_resumes_after_the_acknowledged_lines(tmp_path: Path, suffix: str) -> None:
+    import gzip
+
+    class P(msgspec.Struct):
+        x: int
+
+    path = tmp_path / f"in{suffix}"
+    data = "".join(f'{{"x": {i}}}\n' for i in range(60_000)).encode()
+    path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+    written: list[int] = []
+    src = fp.read_jsonl(str(path), P)
+    app = fp.Application(restart_delay=0.01)
+    app.add("load", src >> fp.Sink(_Outage(written, 50_000)))
+    st = app.run(progress=False).pipelines["load"]
+    assert st.restarts == 1
+    assert st.state == "finished"
+    assert sorted(written) == list(range(60_000))  # every line exactly once
+    assert src.origin.acked_line == 60_000  # type: ignore[union-attr]
+    # A fresh run starts at the top.
+    again: list[int] = []
+    (src >> fp.sink(lambda p: again.append(p.x))).run()
+    assert again == list(range(60_000))
+
+
+def test_run_inside_a_running_loop_says_to_use_arun_or_start() -> None:
+    app = fp.Application()
+    app.add("p", fp.from_iterable([1]) >> fp.collect[int]())
+
+    async def main() -> None:
+        with pytest.raises(fp.ApplicationError, match=r"await app.arun\(\)` or `app.start\(\)"):
+            app.run()
+
+    asyncio.run(main())
+    assert app.run().pipelines["p"].state == "finished"

@@ -184,3 +184,68 @@ def test_run_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert last.startswith("flowpump load ~100% |"), bar
     assert bar.count("\r") >= 2  # drawn while running, then the final line
     assert f"{n:,} in · {n:,} out" in last
+
+
+def test_run_of_an_app_whose_pipeline_failed_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "bad.py").write_text(
+        textwrap.dedent(
+            """
+            import flowpump as fp
+
+            def bad(x):
+                raise fp.PermanentSinkError("read-only archive")
+
+            app = fp.Application()
+            app.add("archive", fp.from_iterable(range(10)) >> fp.sink(bad))
+            app.add("beat", fp.from_iterable(range(3)) >> fp.collect(), background=True)
+            """
+        )
+    )
+    proc = _flowpump("run", f"{tmp_path / 'bad.py'}:app")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, (out, err)
+    assert "archive: failed" in out
+
+
+ENDLESS = textwrap.dedent(
+    """
+    import asyncio, itertools
+    import flowpump as fp
+
+    async def gen():
+        for i in itertools.count():
+            if i % 100 == 0:
+                await asyncio.sleep(0.001)
+            yield {"i": i}
+
+    pipe = fp.from_iterable(gen()) >> fp.write_jsonl(OUT)
+    """
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_a_pipeline_target_gracefully(tmp_path: Path, sig: signal.Signals) -> None:
+    out_path = tmp_path / "endless.jsonl"
+    (tmp_path / "endless.py").write_text(ENDLESS.replace("OUT", repr(str(out_path))))
+    proc = _flowpump("run", f"{tmp_path / 'endless.py'}:pipe", "--no-progress")
+    try:
+        deadline = time.monotonic() + 30
+        while not out_path.exists() or out_path.stat().st_size == 0:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert "stopped early" in out
+    data = out_path.read_bytes()
+    assert data.endswith(b"\n")  # the sink flushed whole lines
+    lines = data.splitlines()
+    assert [msgspec.json.decode(x)["i"] for x in lines] == list(range(len(lines)))
+    assert f"out {len(lines)}," in out

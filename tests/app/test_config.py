@@ -91,3 +91,32 @@ def test_application_run_fails_early_on_bad_settings(tmp_path: Path) -> None:
     app = fp.Application(config=Settings, config_file=_toml(tmp_path, "port = 1\n"))
     with pytest.raises(fp.ConfigError, match=re.escape("setting `db` is missing")):
         app.run()
+
+
+class Named(msgspec.Struct):
+    db: Db
+    name: str | None = None
+    token: str = ""
+    port: int = 8080
+
+
+def test_a_string_field_takes_the_environment_value_as_it_is(tmp_path: Path) -> None:
+    path = _toml(tmp_path, '[db]\npath = "a.db"\n')
+    env = {"FLOWPUMP_NAME": "123", "FLOWPUMP_TOKEN": "007", "FLOWPUMP_PORT": "9000"}
+    s = load_settings(Named, path, env=env)
+    assert (s.name, s.token, s.port) == ("123", "007", 9000)
+    assert load_settings(Named, path, env={"FLOWPUMP_NAME": "true"}).name == "true"
+
+
+def test_a_nested_struct_can_be_set_whole_as_json(tmp_path: Path) -> None:
+    path = _toml(tmp_path, '[db]\npath = "a.db"\ntimeout = 1.0\n')
+    s = load_settings(Named, path, env={"FLOWPUMP_DB": '{"timeout": 9}'})
+    assert s.db == Db("a.db", 9.0)
+    s = load_settings(Named, path, env={"FLOWPUMP_DB": '{"timeout": 9}', "FLOWPUMP_DB__TIMEOUT": "3"})
+    assert s.db == Db("a.db", 3.0)
+    with pytest.raises(
+        fp.ConfigError, match=r"setting `db` \(environment variable FLOWPUMP_DB\) expected a JSON object"
+    ):
+        load_settings(Named, path, env={"FLOWPUMP_DB": "a.db"})
+    with pytest.raises(fp.ConfigError, match=r"setting `db.timeout` \(environment variable FLOWPUMP_DB\)"):
+        load_settings(Named, path, env={"FLOWPUMP_DB": '{"timeout": "slow"}'})

@@ -183,3 +183,49 @@ def test_postgres_tells_permanent_errors_from_passing_ones(pg_dsn: str) -> None:
     assert not db.is_permanent(asyncpg.exceptions.CannotConnectNowError("the database system is starting up"))
     assert not db.is_permanent(asyncpg.exceptions.DeadlockDetectedError("deadlock detected"))
     assert not db.is_permanent(OSError("connection refused"))
+
+
+def test_a_sync_read_while_an_app_runs_in_the_loop_is_refused_and_the_app_goes_on(pg_dsn: str) -> None:
+    class R(msgspec.Struct):
+        id: int
+
+    db = fp.Postgres(pg_dsn)
+
+    async def gen() -> Any:
+        for i in range(1_000_000):
+            await asyncio.sleep(0.005)
+            yield R(i)
+
+    async def main() -> None:
+        app = fp.Application(restart_delay=0.05)
+        app.connection("db", db)
+        app.add("w", fp.from_iterable(gen()) >> fp.to_sql(db, "t"))
+        h = app.start()
+        await asyncio.sleep(0.3)
+        with pytest.raises(Exception, match=r"await pipeline.arun\(\)"):
+            fp.read_sql(db, "select count(*)::int as id from t", R).take(1)
+        # In the application's loop it works.
+        out = fp.collect[R]()
+        await (fp.read_sql(db, "select count(*)::int as id from t", R) >> out).arun()
+        assert len(out.items) == 1
+        await asyncio.sleep(0.3)
+        h.stop()
+        st = (await h.wait()).pipelines["w"]
+        assert st.restarts == 0
+        assert st.last_error is None
+        assert st.events_out > 0
+
+    asyncio.run(main())
+
+
+def test_read_sql_cursor_with_repeating_values_reads_every_row(pg_dsn: str) -> None:
+    class Ev(msgspec.Struct):
+        id: int
+        ts: int
+
+    db = fp.Postgres(pg_dsn)
+    (fp.from_iterable([Ev(i, i // 3) for i in range(10)]) >> fp.to_sql(db, "ev")).run()
+    for batch_size in (1, 2, 4, 100):
+        src = fp.read_sql(db, "select id, ts from ev", Ev, cursor="ts", batch_size=batch_size)
+        got = src.take(100)
+        assert sorted(e.id for e in got) == list(range(10)), batch_size

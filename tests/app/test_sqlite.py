@@ -88,12 +88,52 @@ def test_an_event_missing_a_column_is_dead_lettered(tmp_path: Path) -> None:
     assert _rows(tmp_path / "d.db", "select id from d order by id") == [(1,), (3,)]
 
 
+def test_an_event_with_a_field_that_is_not_a_column_is_dead_lettered(tmp_path: Path) -> None:
+    class Short(msgspec.Struct):
+        id: int
+        user: str
+
+    db = fp.SQLite(tmp_path / "x.db")
+    dead = fp.collect[fp.DeadLetter]()
+    events: list[object] = [
+        Short(1, "a"),
+        {"id": 2, "user": "b"},
+        {"id": 3, "user": "c", "amount": 3.0},
+        Click(4, "d", 4.0),
+        Click(5, "e", 5.0),
+        Short(6, "f"),
+    ]
+    report = (fp.from_iterable(events) >> fp.to_sql(db, "t")).on_error(dead).run()
+    assert (report.events_out, report.dead_lettered) == (3, 3)
+    assert [d.event for d in dead.items] == [events[2], events[3], events[4]]
+    assert "field 'amount' is not a column of t" in dead.items[0].error
+    assert all("field 'value' is not a column of t" in d.error for d in dead.items[1:])
+    assert _rows(tmp_path / "x.db", "select id from t order by id") == [(1,), (2,), (6,)]
+
+
 def test_read_sql_converts_rows_into_the_type(tmp_path: Path) -> None:
     db = fp.SQLite(tmp_path / "r.db")
     (fp.from_iterable([Click(i, "u", float(i)) for i in range(5)]) >> fp.to_sql(db, "clicks")).run()
     src = fp.read_sql(db, "select id, user, value from clicks where id >= ? order by id", Click, params=[3])
     assert src.out_type is Click
     assert src.take(10) == [Click(3, "u", 3.0), Click(4, "u", 4.0)]
+
+
+class Ev(msgspec.Struct):
+    id: int
+    ts: int
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 4, 5, 100])
+def test_read_sql_cursor_reads_rows_sharing_a_value_across_a_page_boundary(tmp_path: Path, batch_size: int) -> None:
+    db = fp.SQLite(tmp_path / "ties.db")
+    rows = [Ev(i, i // 3) for i in range(10)] + [Ev(10, 7), Ev(11, 7), Ev(12, 7), Ev(13, 7)]
+    (fp.from_iterable(rows) >> fp.to_sql(db, "ev")).run()
+    src = fp.read_sql(db, "select id, ts from ev", Ev, cursor="ts", batch_size=batch_size)
+    got = src.take(100)
+    assert sorted(e.id for e in got) == list(range(14))
+    assert [e.ts for e in got] == sorted(e.ts for e in got)
+    assert src.take(100) == []  # every row acknowledged: a new run reads nothing
 
 
 def test_read_sql_cursor_reads_each_row_once_across_runs(tmp_path: Path) -> None:

@@ -43,6 +43,16 @@ def test_bad_rows_are_dead_lettered_with_their_line(tmp_path, fuse):
     assert d.error == "ValidationError: Expected `int`, got `str` - at `$.count`"
 
 
+def test_a_row_with_extra_fields_is_a_bad_row_and_the_others_pass(tmp_path, fuse):
+    path = tmp_path / "rows.csv"
+    path.write_text('name,count,price,active\nok,1,1,true\nlong,2,2,true,X,Y\n"multi\nline",3,3,false\nlast,4,4,true\n')
+    items, dead = run(fp.read_csv(path, Row), fuse)
+    assert [r.name for r in items] == ["ok", "multi\nline", "last"]
+    [d] = dead
+    assert (d.stage, d.position, d.raw) == ("read_csv(rows.csv)", "rows.csv:3", b"long,2,2,true,X,Y")
+    assert d.error == "ValueError: line 3 has 2 extra field(s): 6 fields, the header names 4"
+
+
 def test_a_missing_column_is_a_bad_row(tmp_path, fuse):
     path = tmp_path / "rows.csv"
     path.write_text("name,count,price\na,1,2\n")

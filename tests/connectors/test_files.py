@@ -179,6 +179,24 @@ def test_missing_file_is_a_clear_error(tmp_path, fuse):
     assert f"no such file {str(missing)!r}" in str(info.value)
 
 
+@pytest.mark.parametrize("read", ["jsonl", "lines", "csv"])
+def test_a_missing_input_file_does_not_truncate_the_output(tmp_path, fuse, read):
+    out, dead = tmp_path / "results.jsonl", tmp_path / "dead.jsonl"
+    out.write_text('{"x":1}\n')
+    dead.write_text('{"y":2}\n')
+    missing = tmp_path / f"typo.{read}"
+    src: fp.Source[Any] = {
+        "jsonl": lambda: fp.read_jsonl(missing, Click),
+        "lines": lambda: fp.read_lines(missing),
+        "csv": lambda: fp.read_csv(missing, Click),
+    }[read]()
+    with pytest.raises(fp.PipelineError, match="no such file") as info:
+        (src >> fp.write_jsonl(out)).on_error(fp.write_jsonl(dead)).run(fuse=fuse)
+    assert info.value.stage == src.label
+    assert out.read_text() == '{"x":1}\n'
+    assert dead.read_text() == '{"y":2}\n'
+
+
 # -- read_lines -------------------------------------------------------------------------------
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -83,3 +83,85 @@ def test_sink_type_is_checked_against_the_flow():
 
     with pytest.raises(fp.PipelineTypeError):
         fp.from_iterable([1]) >> fp.map(str) >> fp.sink(store)  # type: ignore[operator]
+
+
+def test_sink_awaits_async_callables_that_iscoroutinefunction_misses(fuse):
+    got: list[int] = []
+
+    async def store(x: int) -> None:
+        await asyncio.sleep(0)
+        got.append(x)
+
+    class Store:
+        async def __call__(self, x: int) -> None:
+            await asyncio.sleep(0)
+            got.append(-x)
+
+    assert fp.sink(Store()).terminal.is_async
+    r1 = (fp.from_iterable(range(5)) >> fp.sink(lambda x: store(x))).run(fuse=fuse)
+    r2 = (fp.from_iterable(range(3)) >> fp.sink(Store())).run(fuse=fuse)
+    assert got == [0, 1, 2, 3, 4, 0, -1, -2]
+    assert (r1.events_out, r2.events_out) == (5, 3)
+
+
+def test_sink_lambda_returning_a_coroutine_resumes_a_retried_batch_at_the_failed_event(fuse, fast_retry):
+    got: list[int] = []
+    failed: list[int] = []
+
+    async def store(x: int) -> None:
+        if x == 2 and not failed:
+            failed.append(x)
+            raise OSError("flaky")
+        got.append(x)
+
+    (fp.from_iterable([0, 1, 2, 3]) >> fp.sink(lambda x: store(x))).run(fuse=fuse)
+    assert got == [0, 1, 2, 3]
+
+
+def test_from_iterable_over_a_generator_refuses_a_second_run(fuse):
+    src = fp.from_iterable(i for i in range(100))
+    assert src.take(3, fuse=fuse) == [0, 1, 2]
+    with pytest.raises(fp.PipelineDefinitionError, match="consumed by an earlier run; pass a list, or a zero-argument"):
+        (src >> fp.collect()).run(fuse=fuse)
+
+
+def test_from_iterable_over_an_async_generator_refuses_a_second_run(fuse):
+    async def numbers() -> AsyncIterator[int]:
+        for i in range(100):
+            yield i
+
+    src = fp.from_iterable(numbers())
+    assert src.take(3, fuse=fuse) == [0, 1, 2]
+    with pytest.raises(fp.PipelineDefinitionError, match=re.escape("from_iterable(async_generator): this iterator")):
+        src.take(3, fuse=fuse)
+
+
+def test_from_iterable_over_a_list_or_a_reiterable_runs_again(fuse):
+    for xs in ([1, 2], range(1, 3), "ab"):
+        src = fp.from_iterable(xs)
+        assert src.take(5, fuse=fuse) == src.take(5, fuse=fuse) == list(xs)
+
+
+def test_from_iterable_takes_a_factory_called_once_per_run(fuse):
+    calls: list[int] = []
+
+    def fresh() -> Iterator[int]:
+        calls.append(1)
+        return iter(range(3))
+
+    async def numbers() -> AsyncIterator[int]:
+        for i in range(3):
+            await asyncio.sleep(0)
+            yield -i
+
+    src = fp.from_iterable(fresh)
+    assert src.take(5, fuse=fuse) == src.take(5, fuse=fuse) == [0, 1, 2]
+    assert len(calls) == 2
+    assert src.label == "from_iterable(fresh)"
+    asrc = fp.from_iterable(numbers)
+    assert asrc.take(5, fuse=fuse) == asrc.take(5, fuse=fuse) == [0, -1, -2]
+
+
+def test_from_iterable_rejects_a_callable_with_arguments():
+    with pytest.raises(fp.PipelineDefinitionError, match="must take no arguments"):
+        fp.from_iterable(lambda n: range(n))  # type: ignore[call-overload]

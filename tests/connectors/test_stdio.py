@@ -59,3 +59,17 @@ def test_strings_are_written_as_text_whatever_shares_their_batch():
     done = pump(code, b"")
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout == b'a\n1\nb\n{"k":"v"}\nc\n'
+
+
+@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "unfused"])
+def test_stdout_writes_text_when_sys_stdout_has_no_buffer(fuse):
+    import contextlib
+    import io
+
+    import flowpump as fp
+
+    buf = io.StringIO()  # like Jupyter's OutStream: a text stream without .buffer
+    with contextlib.redirect_stdout(buf):
+        report = (fp.from_iterable(["a", {"b": 1}, "é"]) >> fp.stdout()).run(fuse=fuse)
+    assert report.events_out == 3
+    assert buf.getvalue() == 'a\n{"b":1}\né\n'

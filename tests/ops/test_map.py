@@ -63,3 +63,12 @@ def test_map_rejects_an_async_function_with_a_hint():
 def test_map_rejects_a_non_callable():
     with pytest.raises(fp.PipelineDefinitionError, match="expects a callable"):
         fp.map(3)  # type: ignore[arg-type]
+
+
+def test_map_rejects_an_object_with_an_async_call_method():
+    class Fetch:
+        async def __call__(self, x: int) -> int:
+            return x
+
+    with pytest.raises(fp.PipelineDefinitionError, match=re.escape("use fp.map_async(Fetch)")):
+        fp.map(Fetch())

@@ -230,13 +230,71 @@ def test_a_pipeline_can_run_again():
 
 def test_take_inside_a_running_loop_leaves_no_task_and_no_thread(arun, no_thread_leak, fuse):
     async def body() -> list[int]:
+        result, left = await _tasks_left_by(_call(lambda: fp.from_iterable(itertools.count()).take(5, fuse=fuse)))
+        assert left == set()
+        return result
+
+    assert arun(body()) == [0, 1, 2, 3, 4]
+
+
+def test_atake_in_a_running_loop_closes_its_async_generator(arun, no_thread_leak, fuse):
+    async def body() -> list[int]:
         gen = Closing()
-        result, left = await _tasks_left_by(_call(lambda: fp.from_iterable(gen.events()).take(5, fuse=fuse)))
+        result, left = await _tasks_left_by(fp.from_iterable(gen.events()).atake(5, fuse=fuse))
         assert left == set()
         assert gen.closed
         return result
 
     assert arun(body()) == [0, 1, 2, 3, 4]
+
+
+def test_run_or_take_inside_a_running_loop_refuses_an_async_iterable_source(arun, no_thread_leak):
+    async def body() -> list[int]:
+        queue: asyncio.Queue[int | None] = asyncio.Queue()
+
+        async def items() -> AsyncIterator[int]:
+            while (x := await queue.get()) is not None:
+                yield x
+
+        for x in (1, 2, None):
+            queue.put_nowait(x)
+        src = fp.merge(fp.from_iterable([0]), fp.from_iterable(items()))
+        hint = "use `await pipeline.arun()` (or `await flow.atake(n)`)"
+        with pytest.raises(fp.PipelineDefinitionError, match=re.escape(hint)):
+            src.take(3)
+        with pytest.raises(fp.PipelineDefinitionError, match=re.escape("'from_iterable(async_generator)'")):
+            (src >> fp.collect()).run()
+        return sorted(await src.atake(3))  # nothing was read by the refused runs
+
+    assert arun(body()) == [0, 1, 2]
+
+
+def test_stop_from_another_thread_wakes_a_run_in_the_loop(arun):
+    async def body() -> fp.RunReport:
+        asyncio.get_running_loop().set_debug(True)  # debug mode rejects cross-thread loop calls
+
+        async def quiet() -> AsyncIterator[int]:
+            yield 1
+            await asyncio.sleep(3600)
+            yield 2
+
+        handle = (fp.from_iterable(quiet()) >> fp.collect()).start()
+        await asyncio.sleep(0.05)
+        errors: list[BaseException] = []
+
+        def stop() -> None:
+            try:
+                handle.stop()
+            except BaseException as exc:  # noqa: BLE001 - asserted below
+                errors.append(exc)
+
+        t = threading.Thread(target=stop)
+        t.start()
+        t.join(GUARD)
+        assert errors == []
+        return await asyncio.wait_for(handle.wait(), 5)
+
+    assert arun(body()).stopped_early
 
 
 async def _call(f: Any) -> Any:
@@ -252,3 +310,31 @@ def test_a_failing_blocking_run_leaves_no_thread(no_thread_leak, fuse, fast_retr
     handle = (fp.from_iterable(itertools.count()) >> fp.sink(broken)).start(fuse=fuse)
     with pytest.raises(fp.PipelineError, match="disk full"):
         handle.result()
+
+
+def test_every_source_is_checked_before_any_sink_is_opened(fuse):
+    from flowpump._connector import RunContext, SinkSpec, SinkWriter, SourceBatch, SourceSpec
+
+    class Unreachable(SourceSpec):
+        label = "unreachable"
+
+        def check(self) -> None:
+            raise OSError("host down")
+
+        async def batches(self, ctx: RunContext) -> AsyncIterator[SourceBatch]:
+            yield SourceBatch([1])
+
+    opened: list[str] = []
+
+    class Opening(SinkSpec):
+        async def open(self, ctx: RunContext) -> SinkWriter:
+            opened.append(self.label)
+            raise AssertionError("opened before the sources were checked")
+
+    merged = fp.merge(fp.from_iterable([1]), fp.Source(Unreachable()))
+    with pytest.raises(
+        fp.PipelineError, match=re.escape("source 'unreachable' cannot be read: OSError: host down")
+    ) as info:
+        (merged >> fp.Sink(Opening())).on_error(fp.Sink(Opening())).run(fuse=fuse)
+    assert info.value.stage == "unreachable"
+    assert opened == []

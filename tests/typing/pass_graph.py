@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import assert_type
 
 import msgspec
@@ -36,6 +37,16 @@ assert_type(lines, fp.Source[str])
 clicks = fp.read_jsonl("clicks.jsonl", Click)
 assert_type(fp.read_csv("clicks.csv", Click), fp.Source[Click])
 assert_type(fp.from_iterable([1, 2, 3]), fp.Source[int])
+assert_type(fp.from_iterable(lambda: iter([1, 2])), fp.Source[int])
+assert_type(fp.from_iterable(lambda: ["a"]), fp.Source[str])
+
+
+async def _floats() -> AsyncIterator[float]:
+    yield 1.0
+
+
+assert_type(fp.from_iterable(_floats()), fp.Source[float])
+assert_type(fp.from_iterable(_floats), fp.Source[float])
 assert_type(fp.stdin(), fp.Source[str])
 
 # Processor >> Processor -> Processor; Processor >> Sink -> Sink; Flow >> Sink -> Pipeline.
@@ -77,6 +88,7 @@ assert_type(pipeline.run().events_in, int)
 
 async def run_in_loop() -> None:
     assert_type(await pipeline.arun(), fp.RunReport)
+    assert_type(await clicks.atake(5), list[Click])
 
 
 # Variance: a Flow is covariant in what it yields, a Sink contravariant in what it accepts.

@@ -10,7 +10,9 @@ unacknowledged input stays unacknowledged). A second signal cancels at once.
 
 Supervision: a pipeline whose run raises (a sink that kept failing, a source that broke) is
 restarted after a delay that doubles from ``restart_delay`` up to ``max_restart_delay``; after
-``max_restarts`` restarts in a row it is marked ``failed``. A run stopped by an error that
+``max_restarts`` restarts in a row it is marked ``failed``. A restart resumes: its sources go on
+after what they had acknowledged (a file source from its acknowledged line), so what was written
+is not read again (only the batch in flight, at least once). A run stopped by an error that
 cannot pass on a retry (``fp.PermanentSinkError``: a missing table, an SQL syntax error) is
 marked ``failed`` at once. Its state is in ``app.status()``.
 
@@ -81,7 +83,12 @@ class ApplicationError(FlowpumpError):
 
 
 class StageTotals(msgspec.Struct):
-    """Counts of one stage, summed over every run of its pipeline."""
+    """Counts of one stage, summed over every run of its pipeline.
+
+    ``group`` is the plan stage (task) that ran it and ``role`` what it is (source, step, sink,
+    errors); ``(group, label)`` names a stage uniquely (a label repeated within one group gets
+    `` #2``, `` #3`` ...), as ``/metrics`` does with its ``group`` and ``role`` labels.
+    """
 
     label: str
     events_in: int = 0
@@ -90,6 +97,8 @@ class StageTotals(msgspec.Struct):
     dead_lettered: int = 0
     seconds: float = 0.0
     blocked_seconds: float = 0.0
+    group: int = 0
+    role: str = ""
 
 
 class PipelineStatus(msgspec.Struct):
@@ -171,8 +180,14 @@ class _Entry:
     def _fold(into: dict[str, tuple[str, StageTotals]], report: RunReport | None) -> None:
         if report is None:
             return
+        seen: dict[str, int] = {}
         for s in report.stages:
-            _, t = into.setdefault(f"[{s.group}] {s.label}", (s.role, StageTotals(s.label)))
+            key = f"[{s.group}] {s.label}"
+            seen[key] = n = seen.get(key, 0) + 1
+            label = s.label if n == 1 else f"{s.label} #{n}"  # fused steps with one label
+            if n > 1:
+                key = f"[{s.group}] {label}"
+            _, t = into.setdefault(key, (s.role, StageTotals(label, group=s.group, role=s.role)))
             t.events_in += s.events_in
             t.events_out += s.events_out
             t.filtered += s.filtered
@@ -402,7 +417,12 @@ class Application(Generic[C]):
         ``progress``: a bar on stderr for the pipelines with bounded sources (None: when stderr
         is a terminal, after a second).
         """
-        return asyncio.run(self.arun(http=http, progress=progress))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.arun(http=http, progress=progress))
+        msg = "app.run() cannot run inside a running event loop: use `await app.arun()` or `app.start()`"
+        raise ApplicationError(msg)
 
     async def arun(
         self, *, http: str | None = None, handle_signals: bool = True, progress: bool | None = False
@@ -599,6 +619,7 @@ class Application(Generic[C]):
         delay = self.restart_delay
         clock = self.clock
         entry.release = release = asyncio.Event()
+        resume = False  # a restart continues after what the sources had acknowledged
         while True:
             entry.stop = asyncio.Event()
             if self._stopping.is_set() or release.is_set():
@@ -610,7 +631,7 @@ class Application(Generic[C]):
             entry.runs += 1
             started = clock.monotonic()
             try:
-                report = await execute(entry.pipeline, stop=entry.stop, progress=entry.progress)
+                report = await execute(entry.pipeline, stop=entry.stop, progress=entry.progress, resume=resume)
             except asyncio.CancelledError:
                 entry.ended(entry.progress.snapshot())
                 entry.state = "stopped"
@@ -638,6 +659,7 @@ class Application(Generic[C]):
                 )
                 await self._sleep_unless_stopping(delay, release)
                 delay = min(delay * 2, self.max_restart_delay)
+                resume = True
                 continue
             entry.ended(report)
             if self._stopping.is_set():

@@ -2,8 +2,10 @@
 
 Precedence, lowest first: the Struct's defaults, the TOML file, then environment variables named
 ``{prefix}{FIELD}`` (nested fields joined by ``__``: ``FLOWPUMP_DB__PORT`` sets ``db.port``). An
-environment value is read as JSON when it parses (``8080``, ``true``, ``["a"]``) and as a plain
-string otherwise, then converted to the field's type.
+environment value is taken as the string it is when the field accepts a string (``str``,
+``str | None``, a date), else read as JSON when it parses (``8080``, ``true``, ``["a"]``) and as a
+plain string otherwise, then converted to the field's type. A nested Struct may also be set whole,
+as a JSON object (``FLOWPUMP_DB='{"port": 5433}'``, merged over the file; ``FLOWPUMP_DB__PORT`` wins).
 
 >>> import msgspec
 >>> class Settings(msgspec.Struct):
@@ -53,6 +55,15 @@ def _struct_of(tp: Any) -> type[msgspec.Struct] | None:
     return None
 
 
+def _takes_string(raw: str, tp: Any) -> bool:
+    """True if a field of type ``tp`` takes ``raw`` as a string (``str``, ``str | None``, a date ...)."""
+    try:
+        msgspec.convert(raw, tp)
+    except (msgspec.ValidationError, TypeError):
+        return False
+    return True
+
+
 def _env_overrides(
     cls: type[msgspec.Struct],
     prefix: str,
@@ -69,6 +80,22 @@ def _env_overrides(
             sub = data.get(f.encode_name)
             if not isinstance(sub, dict):
                 sub = {}
+            if var in env:
+                # The whole Struct as a JSON object (``FLOWPUMP_DB='{"port": 5433}'``), merged
+                # over the file's table; ``FLOWPUMP_DB__PORT`` & co. still apply on top.
+                try:
+                    whole = msgspec.json.decode(env[var])
+                except msgspec.DecodeError:
+                    whole = None
+                if not isinstance(whole, dict):
+                    msg = (
+                        f"setting `{key}` (environment variable {var}) expected a JSON object such as "
+                        f"'{{\"field\": value}}', or set its fields one by one: {var}__FIELD=value"
+                    )
+                    raise ConfigError(msg, key=key, expected="object", source=f"environment variable {var}")
+                sub = {**sub, **whole}
+                data[f.encode_name] = sub
+                origin.update({f"{key}.{k}": var for k in whole})
             before = len(origin)
             _env_overrides(nested, var + "__", env, sub, key + ".", origin)
             if len(origin) > before or f.encode_name in data:
@@ -78,7 +105,7 @@ def _env_overrides(
             continue
         raw = env[var]
         value: Any = raw
-        if f.type is not str:
+        if not _takes_string(raw, f.type):
             try:
                 value = msgspec.json.decode(raw)
             except msgspec.DecodeError:

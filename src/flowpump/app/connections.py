@@ -107,6 +107,15 @@ class Connection(ABC):
         if self._loop is loop:
             return
         if self._loop is not None:
+            if self._loop.is_running():
+                # Another loop (an Application's) owns it and still uses it: closing it there
+                # would break that loop's pipelines, and its handles cannot serve this loop.
+                msg = (
+                    f"{self.label} is open in another event loop that is still running (an Application's);"
+                    " it cannot be used from this one (`pipeline.run()` and `.take()` run on a helper"
+                    " thread's loop): use `await pipeline.arun()` in that loop"
+                )
+                raise ConnectionFailedError(msg, connection=self.label)
             # Opened in a loop that has ended (a previous ``run()``): its handles are unusable.
             await self._ensure_closed()
         try:

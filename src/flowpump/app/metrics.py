@@ -2,7 +2,8 @@
 
 Needs the extras ``http`` (aiohttp) and ``app`` (prometheus-client). Figures are read from
 ``app.status()`` at scrape time, so they are the same as ``/status`` and the run reports:
-per stage ``flowpump_stage_*_total`` counters (events in/out, filtered, dead-lettered, seconds
+per stage ``flowpump_stage_*_total`` counters (labels ``pipeline``, ``stage``, and the plan
+``group`` and ``role`` that make two stages of one label distinct; events in/out, filtered, dead-lettered, seconds
 working, seconds blocked by backpressure), per pipeline the histogram
 ``flowpump_pipeline_latency_seconds`` (seconds from a source reading an event to the sinks
 having written it; one observation per event), restarts and state, and lookups and connections.
@@ -37,7 +38,9 @@ def collector(app: Application[Any]) -> Collector:
         def collect(self) -> Iterator[Metric]:
             st = app.status()
             counters = {
-                name: CounterMetricFamily(f"flowpump_stage_{name}", help_, labels=["pipeline", "stage"])
+                name: CounterMetricFamily(
+                    f"flowpump_stage_{name}", help_, labels=["pipeline", "stage", "group", "role"]
+                )
                 for name, help_ in (
                     ("events_in", "Events a stage received"),
                     ("events_out", "Events a stage emitted (or wrote, for a sink)"),
@@ -69,7 +72,7 @@ def collector(app: Application[Any]) -> Collector:
                     state.add_metric([p.name, s], 1.0 if p.state == s else 0.0)
                 for stage in p.stages:
                     for name, fam in counters.items():
-                        fam.add_metric([p.name, stage.label], getattr(stage, name))
+                        fam.add_metric([p.name, stage.label, str(stage.group), stage.role], getattr(stage, name))
             size = GaugeMetricFamily("flowpump_lookup_size", "Entries in a lookup", labels=["lookup"])
             loaded = GaugeMetricFamily(
                 "flowpump_lookup_loaded_timestamp_seconds", "Last successful refresh", labels=["lookup"]

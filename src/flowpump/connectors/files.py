@@ -17,7 +17,7 @@ from typing import IO, Any, TypeVar
 import msgspec
 
 from .._connector import Positions, RunContext, SinkSpec, SinkWriter, SourceBatch, SourceSpec
-from .._errors import DeadLetter, PipelineDefinitionError
+from .._errors import DeadLetter, PipelineDefinitionError, PipelineError
 from .._graph import Sink, Source
 from ._codec import BlockPositions, JsonLinesDecoder, JsonLinesEncoder, LineIndex
 
@@ -49,13 +49,12 @@ def _name(path: PathLike) -> str:
     return os.path.basename(os.fspath(path))
 
 
-def _blocks(f: IO[bytes], ctx: RunContext) -> Iterator[tuple[bytes, int]]:
-    """Complete-line blocks of ``f``, each with its byte offset.
+def _blocks(f: IO[bytes], ctx: RunContext, offset: int = 0) -> Iterator[tuple[bytes, int]]:
+    """Complete-line blocks of ``f`` (positioned at byte ``offset``), each with its byte offset.
 
     Each block is one ``read`` completed by one ``readline``, so its bytes are copied once (a
     ``rest + chunk`` join would copy every block again). A last line without a newline gets one.
     """
-    offset = 0
     read, readline = f.read, f.readline
     while not ctx.stopping:
         block = read(BLOCK_SIZE)
@@ -93,6 +92,12 @@ class _FileSource(SourceSpec):
             msg = f"{self.label}: no such file {os.fspath(self.path)!r}"
             raise PipelineDefinitionError(msg)
 
+    def check(self) -> None:
+        try:
+            self._check()
+        except PipelineDefinitionError as exc:
+            raise PipelineError(f"{exc}; no sink was opened", stage=self.label) from None
+
     def decode(self, block: bytes, offset: int, index: LineIndex) -> SourceBatch:
         """The batch of ``block`` (complete lines), found at byte ``offset`` of the file."""
         raise NotImplementedError
@@ -107,12 +112,21 @@ class _FileSource(SourceSpec):
         self._check()
         # Lines are counted when asked, by reading the file again: not a gzip file (that would
         # mean decompressing it again) nor a pipe or device (reading it again would take data).
-        eager = os.fspath(self.path).endswith(".gz") or not os.path.isfile(self.path)  # noqa: ASYNC240 - one stat, then blocking reads anyway
-        index = LineIndex(None if eager else (lambda: _open_read(self.path)))
-        self._index, self._acked_end = index, 0
-        lines = 0
+        regular = os.path.isfile(self.path)  # noqa: ASYNC240 - one stat, then blocking reads anyway
+        eager = os.fspath(self.path).endswith(".gz") or not regular
+        # A supervised restart continues after the acknowledged lines (a pipe cannot be re-read).
+        start = self._acked_end if ctx.resume and regular else 0
+        if start:
+            index = self._index  # same file: its line counts still hold
+            lines = index.lines_before(start)
+        else:
+            index = LineIndex(None if eager else (lambda: _open_read(self.path)))
+            self._index, self._acked_end = index, 0
+            lines = 0
         with _open_read(self.path) as f:
-            for block, offset in _blocks(f, ctx):
+            if start:
+                f.seek(start)  # gzip: decompresses and skips up to the offset
+            for block, offset in _blocks(f, ctx, start):
                 if eager:
                     lines += block.count(b"\n")
                     index.note(offset + len(block), lines)
@@ -176,14 +190,27 @@ class _CsvSource(SourceSpec):
 
     def _rows(self, rows: list[dict[str, str]], lines: list[int]) -> SourceBatch:
         tp = self.out_type
-        try:
-            return SourceBatch(msgspec.convert(rows, self.list_type, strict=False), Positions(self.name, 0, lines))
-        except msgspec.ValidationError:
-            pass
+        # DictReader puts the fields of a row longer than the header in a list under key None.
+        extras = any(None in row for row in rows)
+        if not extras:
+            try:
+                return SourceBatch(msgspec.convert(rows, self.list_type, strict=False), Positions(self.name, 0, lines))
+            except msgspec.ValidationError:
+                pass
         events: list[Any] = []
         good: list[int] = []
         dead: list[DeadLetter] = []
         for row, line in zip(rows, lines, strict=True):
+            extra: list[str] | None = row.get(None) if extras else None  # type: ignore[call-overload]
+            if extra is not None:
+                fields = [v or "" for k, v in row.items() if k is not None]
+                raw = self.delimiter.join([*fields, *extra]).encode()
+                error = (
+                    f"ValueError: line {line} has {len(extra)} extra field(s): "
+                    f"{len(fields) + len(extra)} fields, the header names {len(fields)}"
+                )
+                dead.append(DeadLetter(stage=self.label, error=error, raw=raw, position=f"{self.name}:{line}"))
+                continue
             try:
                 events.append(msgspec.convert(row, tp, strict=False))
                 good.append(line)
@@ -192,6 +219,11 @@ class _CsvSource(SourceSpec):
                 pos = f"{self.name}:{line}"
                 dead.append(DeadLetter(stage=self.label, error=f"ValidationError: {exc}", raw=raw, position=pos))
         return SourceBatch(events, Positions(self.name, 0, good), dead)
+
+    def check(self) -> None:
+        if not os.path.exists(self.path):
+            msg = f"{self.label}: no such file {os.fspath(self.path)!r}; no sink was opened"
+            raise PipelineError(msg, stage=self.label)
 
     async def batches(self, ctx: RunContext) -> AsyncIterator[SourceBatch]:
         if not os.path.exists(self.path):  # noqa: ASYNC240 - one stat before a blocking read loop

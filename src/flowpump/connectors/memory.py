@@ -27,16 +27,56 @@ TD = TypeVarD("TD", default=Any)
 ASYNC_BUFFER = 8192
 
 
+_CONSUMED = (
+    "{label}: this iterator was consumed by an earlier run; pass a list, or a zero-argument "
+    "callable returning a fresh iterator (fp.from_iterable(lambda: ...))"
+)
+
+
+def _one_shot(xs: Iterable[Any] | AsyncIterable[Any]) -> bool:
+    """True for an iterator (sync or async): it can be read by one run only."""
+    if isinstance(xs, AsyncIterable):
+        return aiter(xs) is xs
+    return iter(xs) is xs
+
+
 class _IterableSource(SourceSpec, Generic[T]):
-    def __init__(self, xs: Iterable[T] | AsyncIterable[T]) -> None:
+    def __init__(
+        self,
+        xs: Iterable[T] | AsyncIterable[T] | None,
+        factory: Callable[[], Iterable[T] | AsyncIterable[T]] | None = None,
+    ) -> None:
         self.xs = xs
-        self.is_async = isinstance(xs, AsyncIterable)
-        self.label = f"from_iterable({type(xs).__name__})"
+        self.factory = factory
+        if xs is not None:
+            self.is_async = isinstance(xs, AsyncIterable)
+            self.label = f"from_iterable({type(xs).__name__})"
+            self.one_shot = _one_shot(xs)
+        else:
+            assert factory is not None
+            self.is_async = inspect.isasyncgenfunction(factory)
+            self.label = f"from_iterable({short_name(factory)})"
+            self.one_shot = False
+        #: Set when a run started reading a one-shot iterator; a later run would get nothing.
+        self.consumed = False
+
+    def check(self) -> None:
+        if self.one_shot and self.consumed:
+            raise PipelineDefinitionError(_CONSUMED.format(label=self.label))
 
     def batches(self, ctx: RunContext) -> AsyncIterator[SourceBatch]:
-        if isinstance(self.xs, AsyncIterable):
-            return self._async_batches(self.xs, ctx)
-        return self._sync_batches(self.xs, ctx)
+        self.check()
+        xs = self.xs
+        if xs is None:
+            assert self.factory is not None
+            xs = self.factory()
+            if not isinstance(xs, (Iterable, AsyncIterable)):
+                msg = f"{self.label}: the factory returned {type(xs).__name__}, not an iterable or async iterable"
+                raise PipelineDefinitionError(msg)
+        self.consumed = True
+        if isinstance(xs, AsyncIterable):
+            return self._async_batches(xs, ctx)
+        return self._sync_batches(xs, ctx)
 
     def _positions(self, start: int) -> Positions:
         return Positions(self.label, start, template="{name}[{n}]")
@@ -121,17 +161,43 @@ class _IterableSource(SourceSpec, Generic[T]):
             raise failure[0]
 
 
-def from_iterable(xs: Iterable[T] | AsyncIterable[T]) -> Source[T]:
+@overload
+def from_iterable(xs: Iterable[T]) -> Source[T]: ...
+@overload
+def from_iterable(xs: AsyncIterable[T]) -> Source[T]: ...
+@overload
+def from_iterable(xs: Callable[[], Iterable[T]]) -> Source[T]: ...
+@overload
+def from_iterable(xs: Callable[[], AsyncIterable[T]]) -> Source[T]: ...
+def from_iterable(xs: Any) -> Source[Any]:
     """A source over a sync or async iterable (async ones are read as events arrive).
+
+    An iterator (a generator, ``iter(...)``) can be read by one run only; to run a flow again,
+    pass a list or a zero-argument callable that returns a fresh iterable for each run.
 
     >>> import flowpump as fp
     >>> fp.from_iterable("ab").take(5)
     ['a', 'b']
+    >>> numbers = fp.from_iterable(lambda: (i * i for i in range(3)))
+    >>> numbers.take(5), numbers.take(5)
+    ([0, 1, 4], [0, 1, 4])
     """
-    if not isinstance(xs, (Iterable, AsyncIterable)):
-        msg = f"fp.from_iterable() expects an iterable or async iterable, got {type(xs).__name__}"
-        raise PipelineDefinitionError(msg)
-    return Source(_IterableSource(xs))
+    if isinstance(xs, (Iterable, AsyncIterable)):
+        return Source(_IterableSource(xs))
+    if callable(xs):
+        try:
+            inspect.signature(xs).bind()
+        except TypeError:
+            msg = f"fp.from_iterable({short_name(xs)}): a callable must take no arguments and return an iterable"
+            raise PipelineDefinitionError(msg) from None
+        except ValueError:  # no signature (some builtins): find out when it is called
+            pass
+        return Source(_IterableSource(None, xs))
+    msg = (
+        f"fp.from_iterable() expects an iterable or async iterable, got {type(xs).__name__} "
+        "(or a zero-argument callable returning one)"
+    )
+    raise PipelineDefinitionError(msg)
 
 
 class _ListWriter(SinkWriter):
@@ -226,9 +292,19 @@ class _CallWriter(SinkWriter):
             return self._write_async(events)
         f = self.f
         for i in range(self._start(events), len(events)):
-            f(events[i])
+            r = f(events[i])
+            if r is not None and inspect.isawaitable(r):
+                # An async callable that iscoroutinefunction() cannot see (a lambda returning a
+                # coroutine): await it, and use the async path from now on.
+                self.is_async = True
+                return self._resume_async(r, events, i)
             self._done = i + 1
         return None
+
+    async def _resume_async(self, pending: Awaitable[Any], events: list[Any], i: int) -> None:
+        await pending
+        self._done = i + 1
+        await self._write_async(events)
 
     async def _write_async(self, events: list[Any]) -> None:
         f = self.f
@@ -240,7 +316,9 @@ class _CallWriter(SinkWriter):
 class _CallSpec(SinkSpec):
     def __init__(self, f: Callable[[Any], Any]) -> None:
         self.f = f
-        self.is_async = inspect.iscoroutinefunction(f)
+        self.is_async = inspect.iscoroutinefunction(f) or inspect.iscoroutinefunction(
+            getattr(type(f), "__call__", None)
+        )
         self.label = f"sink({short_name(f)})"
         self.in_type = signature_types(f)[0]
 

@@ -8,7 +8,8 @@ whole and the runtime's retry writes it again without duplicates. An error that 
 would meet again (a syntax error, a missing table or column, an upsert key without a unique
 constraint, a constraint violation: ``SQLConnection.is_permanent``) is not retried: it becomes
 ``fp.PermanentSinkError`` (the driver's error chained) and the run stops at once. ``read_sql(..., cursor=col)``
-reads rows in ``col`` order and remembers the last *acknowledged* value, so a restarted
+reads rows in ``col`` order (keyset pages; rows sharing a value are read as one group, never
+split) and remembers the last *acknowledged* value, so a restarted
 pipeline goes on after the last row that was fully processed (each row is read once per run,
 and at least once across restarts).
 """
@@ -145,6 +146,9 @@ class _SqlWriter(SinkWriter):
         self._json = msgspec.json.Encoder()
         #: A Struct type whose fields all bind as they are: its events become rows by ``astuple``.
         self._fast: type[msgspec.Struct] | None = None
+        #: Per event type (not dicts): why its events do not fit the columns, or None if they do.
+        self._misfit: dict[type, str | None] = {}
+        self._colset: frozenset[str] = frozenset()
 
     async def _prepare(self, first: Any) -> None:
         spec, conn = self.spec, self.conn
@@ -165,7 +169,7 @@ class _SqlWriter(SinkWriter):
             rest = [_q(c) for c in columns if c not in spec.key]
             action = "do update set " + ", ".join(f"{c} = excluded.{c}" for c in rest) if rest else "do nothing"
             statement += f" on conflict ({', '.join(map(_q, spec.key))}) {action}"
-        self.columns, self.statement = columns, statement
+        self.columns, self.statement, self._colset = columns, statement, frozenset(columns)
         if isinstance(first, msgspec.Struct) and all(
             _binds_as_is(f.type, conn.dialect) for f in msgspec.structs.fields(type(first))
         ):
@@ -192,6 +196,10 @@ class _SqlWriter(SinkWriter):
             if type(e) is fast:
                 rows.append(astuple(e))
                 continue
+            misfit = self._extra(e, columns)
+            if misfit is not None:
+                self.rejects.append(DeadLetter(stage=self.spec.label, error=misfit, event=e))
+                continue
             try:
                 if isinstance(e, dict):
                     rows.append(tuple(value(e[c]) for c in columns))
@@ -201,6 +209,34 @@ class _SqlWriter(SinkWriter):
                 err = f"{type(exc).__name__}: {exc} (to_sql columns: {', '.join(columns)})"
                 self.rejects.append(DeadLetter(stage=self.spec.label, error=err, event=e))
         return rows
+
+    def _extra(self, event: Any, columns: tuple[str, ...]) -> str | None:
+        """Why ``event`` has a field that is not a column (it would be lost silently), or None."""
+        tp = type(event)
+        if tp is dict:
+            if event.keys() <= self._colset:
+                return None
+            return self._misfit_message([k for k in event if k not in self._colset], columns)
+        try:
+            return self._misfit[tp]
+        except KeyError:
+            pass
+        try:
+            names = _fields_of(event)
+        except TypeError:
+            return None  # not a row at all: the conversion says so
+        found = self._misfit[tp] = self._misfit_message([f for f in names if f not in columns], columns)
+        return found
+
+    def _misfit_message(self, extra: list[str], columns: tuple[str, ...]) -> str | None:
+        if not extra:
+            return None
+        table, cols = self.spec.table, ", ".join(columns)
+        what = f"field {extra[0]!r} is" if len(extra) == 1 else f"fields {', '.join(map(repr, extra))} are"
+        return (
+            f"ValueError: {what} not a column of {table} (to_sql writes the fields of the first event: {cols}); "
+            "give every event the same fields (fp.map them to one Struct) or add the column to the table"
+        )
 
     def write(self, events: list[Any]) -> Awaitable[None]:
         return self._write(events)
@@ -355,12 +391,17 @@ class _ReadSqlSpec(SourceSpec):
                 dead.append(DeadLetter(stage=self.label, error=f"ValidationError: {exc}", raw=raw, position=where))
         return SourceBatch(events, Positions(self.label, 0, lines), dead)
 
-    def _page(self, after: Any) -> tuple[str, tuple[Any, ...]]:
+    def _page(self, after: Any, op: str = ">") -> tuple[str, tuple[Any, ...]]:
+        """The next page: rows whose cursor is ``> after`` (at most ``batch_size``), or the whole
+        group whose cursor is ``= after`` (``op="="``: the rest of a group a full page cut)."""
         conn, cursor = self.conn, self.cursor
         assert cursor is not None
         n = len(self.params)
-        where = "" if after is None else f" where {_q(cursor)} > {conn.param(n + 1)}"
-        sql = f"select * from ({self.query}) as _flowpump_q{where} order by {_q(cursor)} limit {self.batch_size}"
+        where = f" where {_q(cursor)} is not null"
+        if after is not None:
+            where += f" and {_q(cursor)} {op} {conn.param(n + 1)}"
+        limit = f" limit {self.batch_size}" if op == ">" else ""
+        sql = f"select * from ({self.query}) as _flowpump_q{where} order by {_q(cursor)}{limit}"
         return sql, self.params + (() if after is None else (after,))
 
     def _ack(self, value: Any) -> Any:
@@ -404,16 +445,24 @@ class _ReadSqlSpec(SourceSpec):
         while not ctx.stopping:
             sql, params = self._page(read)
             rows = await self.conn.fetch(sql, params)
+            full = len(rows) == self.batch_size
             if rows:
                 if cursor not in rows[-1]:
                     msg = f"{self.label}: the query has no column {cursor!r} to use as the cursor"
                     raise PipelineDefinitionError(msg)
                 read = rows[-1][cursor]
+                if full:
+                    # The limit may have cut the group of rows sharing the last value: read that
+                    # group whole, since the next page starts after the value (``> read``).
+                    while rows and rows[-1][cursor] == read:
+                        rows.pop()
+                    sql, params = self._page(read, "=")
+                    rows.extend(await self.conn.fetch(sql, params))
                 batch = self._convert(rows, n + 1)
                 batch.on_done = self._ack(read)
                 n += len(rows)
                 yield batch
-            if len(rows) == self.batch_size:
+            if full:
                 continue
             if ticks is None or not await wait_tick(ticks, ctx.stop):
                 return
@@ -435,8 +484,12 @@ def read_sql(
     - plain: run the query once and end;
     - ``every=trigger``: run it again each time the trigger fires;
     - ``cursor="id"``: read in ``id`` order, each row once — with ``every=`` this is a polling
-      source that picks up new rows as they are inserted. The cursor column must increase for
-      new rows (a serial id, an insertion timestamp). ``start`` is the value to read after.
+      source that picks up new rows as they are inserted. ``start`` is the value to read after.
+      Pages are read by ``cursor > last value``; rows may share a cursor value (a page that a
+      group of equal values would straddle is extended to the whole group, so a batch may hold
+      more than ``batch_size`` rows). Requirements: a new row's cursor value is greater than
+      every value already read (a serial id; a timestamp only if rows with equal timestamps
+      are committed together), and rows whose cursor is NULL are not read.
 
     A row that does not convert becomes a dead letter.
 

@@ -65,8 +65,14 @@ class _StdoutWriter(SinkWriter):
             data = b"".join(parts)
         out = sys.stdout
         out.flush()
-        out.buffer.write(data)
-        out.buffer.flush()
+        buffer = getattr(out, "buffer", None)
+        if buffer is None:
+            # A text-only stdout (Jupyter's OutStream, redirect_stdout to a StringIO): write text.
+            out.write(data.decode())
+            out.flush()
+            return
+        buffer.write(data)
+        buffer.flush()
 
     def close(self) -> None:
         sys.stdout.flush()

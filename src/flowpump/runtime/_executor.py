@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from .._connector import RunContext, SinkWriter
-from .._errors import DeadLetter, PermanentSinkError, PipelineError
+from .._errors import DeadLetter, PermanentSinkError, PipelineDefinitionError, PipelineError
 from .._graph import Pipeline, Step
 from ..compiler._fuse import FusedGroup, compile_group
 from ..compiler._plan import Plan, PlanStage, plan
@@ -409,6 +409,16 @@ class _Run:
         return st
 
     async def build(self) -> None:
+        # Pre-flight: every source is checked before any sink is opened (opening may truncate).
+        for root in self.plan.roots:
+            assert root.source is not None
+            try:
+                root.source.check()
+            except (PipelineError, PipelineDefinitionError):
+                raise
+            except Exception as exc:
+                msg = f"source '{root.label}' cannot be read: {_error_text(exc)}; no sink was opened"
+                raise PipelineError(msg, stage=root.label) from exc
         if self.plan.errors is not None:
             self.dead.target = await self.outlet(self.plan.errors)
         for root in self.plan.roots:
@@ -577,12 +587,14 @@ async def execute(
     fuse: bool = True,
     stop: asyncio.Event | None = None,
     progress: Progress | None = None,
+    resume: bool = False,
 ) -> RunReport:
     """Run ``pipeline`` in the current loop and return its report.
 
     ``progress``, if given, is attached to the run so another task or thread can watch it.
+    ``resume``: a restart of a failed run; sources that can continue after their acknowledged position.
     """
-    ctx = RunContext(stop=stop if stop is not None else asyncio.Event())
+    ctx = RunContext(stop=stop if stop is not None else asyncio.Event(), resume=resume)
     run = _Run(plan(pipeline, fuse=fuse), ctx)
     started = time.perf_counter()
     if progress is not None:

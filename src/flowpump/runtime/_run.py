@@ -12,14 +12,17 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from .._errors import PipelineDefinitionError
 from .._live import DELAY, NotebookView, Ticker, View, choose_view
 from ._executor import Progress, execute
 from ._report import RunReport
 
 if TYPE_CHECKING:
-    from .._graph import Pipeline
+    from .._connector import SourceSpec
+    from .._graph import Flow, Pipeline
 
 #: Seconds an interrupted blocking run gets to drain after its sources were stopped.
 STOP_GRACE = 5.0
@@ -37,6 +40,32 @@ def _delay(progress: bool | None) -> float:
     return 0.0 if progress else DELAY
 
 
+def _source_specs(flow: Flow[Any]) -> Iterator[SourceSpec]:
+    if isinstance(flow.origin, tuple):
+        for f in flow.origin:
+            yield from _source_specs(f)
+    else:
+        yield flow.origin
+
+
+def _check_not_loop_bound(pipeline: Pipeline) -> None:
+    """Refuse a blocking run inside a running loop when a source is an async iterable.
+
+    The run would go to a helper thread while the caller's loop waits for it; an async iterable
+    made in that loop (a queue, a client) could then only produce while the loop is blocked.
+    """
+    from ..connectors.memory import _IterableSource
+
+    for spec in _source_specs(pipeline.flow):
+        if spec.is_async and isinstance(spec, _IterableSource):
+            msg = (
+                f"run()/take() was called inside a running event loop and the source "
+                f"'{spec.label}' is an async iterable, which needs that loop while run() blocks it; "
+                f"use `await pipeline.arun()` (or `await flow.atake(n)`) instead"
+            )
+            raise PipelineDefinitionError(msg)
+
+
 def run_blocking(pipeline: Pipeline, *, fuse: bool, progress: bool | None = None) -> RunReport:
     """Run to completion. Inside a running loop (a notebook cell), run on a helper thread."""
     view = choose_view(pipeline, progress, keep_table=False, tty=True)
@@ -52,6 +81,7 @@ def run_blocking(pipeline: Pipeline, *, fuse: bool, progress: bool | None = None
             raise
         ticker.close(report, None)
         return report
+    _check_not_loop_bound(pipeline)
     handle = RunHandle(pipeline, fuse=fuse, thread=True)
     return handle.block(None if view is None else Ticker(view, handle.snapshot, delay=_delay(progress)))
 
@@ -129,7 +159,16 @@ class RunHandle:
     def stop(self) -> None:
         """Ask the sources to stop; safe to call from any thread, more than once."""
         if self._thread is None:
-            self._stop.set()
+            try:
+                running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is self._loop:
+                self._stop.set()
+            else:
+                # asyncio.Event is not thread-safe: set it on its loop's thread.
+                with contextlib.suppress(RuntimeError):  # the loop may be closed already
+                    self._loop.call_soon_threadsafe(self._stop.set)
         elif not self._future.done():
             # The run may end (and close its loop) between the check and the call.
             with contextlib.suppress(RuntimeError):
