@@ -407,6 +407,26 @@ def test_sink_behind_operators_checks_its_first_step() -> None:
         clicks() >> sink  # type: ignore[operator]
 
 
+def test_each_tee_branch_checks_its_first_edge() -> None:
+    lines = fp.read_lines("a.txt")
+    lines >> fp.tee(fp.map(parse) >> fp.collect(), fp.sink(save_str))
+    with pytest.raises(
+        fp.PipelineTypeError,
+        match=re.escape("stage 'map(click_value)' expects `Click`, but 'read_lines(a.txt)' produces `str`"),
+    ):
+        lines >> fp.tee(fp.collect(), fp.map(click_value) >> fp.collect())
+    with pytest.raises(fp.PipelineTypeError, match=re.escape("stage 'sink(needs_float)' expects `float`")):
+        lines.to(fp.tee(fp.collect(), fp.tee(fp.collect(), fp.sink(needs_float))))
+
+
+def test_processor_into_a_tee_checks_each_branch() -> None:
+    with pytest.raises(
+        fp.PipelineTypeError,
+        match=re.escape("stage 'write_lines(out.txt)' expects `str`, but 'map(parse)' produces `int`"),
+    ):
+        fp.map(parse) >> fp.tee(fp.collect(), fp.write_lines("out.txt"))
+
+
 # -- fragments and fan-in --------------------------------------------------------------------------
 
 

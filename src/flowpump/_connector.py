@@ -81,14 +81,13 @@ class SourceSpec(ABC):
     #: True when reading awaits real I/O; the runtime then decouples it with a channel.
     is_async: bool = False
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 - an optional hook: a no-op unless overridden
         """Pre-flight: raise if the source cannot be read (e.g. a missing file).
 
         Called for every source before any sink is opened, so a typo in an input path does not
         truncate an output file. A ``PipelineError`` or ``PipelineDefinitionError`` is raised as
         it is; any other exception becomes a ``PipelineError`` naming the source.
         """
-        return None
 
     @abstractmethod
     def batches(self, ctx: RunContext) -> AsyncIterator[SourceBatch]:

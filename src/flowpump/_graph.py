@@ -59,6 +59,17 @@ def _chain_types(upstream_label: str, produced: Any, steps: tuple[Step, ...]) ->
     return produced
 
 
+def _check_sink_edge(upstream_label: str, produced: Any, sink: Sink[Any]) -> None:
+    """Check the edge into ``sink``: its first step, else its connector, else each tee branch's."""
+    if sink.steps:
+        _chain_types(upstream_label, produced, sink.steps[:1])
+    elif isinstance(sink.terminal, tuple):
+        for branch in sink.terminal:
+            _check_sink_edge(upstream_label, produced, branch)
+    else:
+        check_edge(upstream_label, produced, sink.label, sink.in_type)
+
+
 def _steps_label(steps: tuple[Step, ...], default: str) -> str:
     return steps[-1].label if steps else default
 
@@ -99,9 +110,7 @@ class Processor(Generic[I_contra, O_co]):
             _chain_types(self.steps[-1].label, self.out_type, other.steps[:1])
             return Processor(self.steps + other.steps)
         if isinstance(other, Sink):
-            _chain_types(self.steps[-1].label, self.out_type, other.steps[:1])
-            if not other.steps:
-                check_edge(self.steps[-1].label, self.out_type, other.label, other.in_type)
+            _check_sink_edge(self.steps[-1].label, self.out_type, other)
             return Sink(other.terminal, self.steps + other.steps)
         return NotImplemented
 
@@ -261,10 +270,7 @@ class Flow(Generic[T_co]):
     def to(self, sink: Sink[T_co]) -> Pipeline:
         """``flow >> sink``: a runnable pipeline."""
         sink = _as_sink(sink, "Flow.to()")
-        if sink.steps:
-            _chain_types(self.label, self.out_type, sink.steps[:1])
-        else:
-            check_edge(self.label, self.out_type, sink.label, sink.in_type)
+        _check_sink_edge(self.label, self.out_type, sink)
         return Pipeline(self, sink)
 
     # -- running ----------------------------------------------------------------------------

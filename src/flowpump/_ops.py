@@ -38,7 +38,7 @@ def _step(
 
 def _is_async_callable(f: object) -> bool:
     """True for an async function, also one behind an object's ``async def __call__``."""
-    return inspect.iscoroutinefunction(f) or inspect.iscoroutinefunction(getattr(type(f), "__call__", None))
+    return inspect.iscoroutinefunction(f) or (callable(f) and inspect.iscoroutinefunction(type(f).__call__))
 
 
 def map(f: Callable[[I], O]) -> Processor[I, O]:  # noqa: A001 - the contract's name

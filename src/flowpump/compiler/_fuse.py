@@ -13,7 +13,7 @@ For ``map(f) >> filter(g) >> flat_map(h) >> map(k)`` the generated function is, 
                 if not f1(v1):                    # filter(g)
                     c1 += 1
                     continue
-                for v2 in f2(v1):                 # flat_map(h)
+                for v2 in list(f2(v1)):           # flat_map(h)
                     try:
                         out.append(f3(v2))        # map(k)
                     except Exception as exc:
@@ -28,6 +28,9 @@ predicate whose result has no truth value); its input is the variable that line 
 event's index is read from the batch iterator, so positions are exact even when equal objects
 repeat in a batch. Invariants:
 - every user function is called once per event it receives, never twice;
+- a flat_map's items for one event are materialised (``list(h(v))``) before any is emitted: when
+  ``h`` raises midway, none of that event's items go on and the event is dead-lettered once, so
+  a dead letter means "none of this event's output was emitted" (replaying it duplicates nothing);
 - the loop is the same shape as a list comprehension: per event only the calls, the stores of
   their results and ``out.append`` (a ``try`` costs nothing until something raises);
 - a step's counts hold: in = out + filtered + dead; filters count what they drop and flat_maps
@@ -158,12 +161,15 @@ def _generate(steps: tuple[Step, ...]) -> _Writer:
             if k in counted:
                 w(indent + 1, f"c{k} += 1")
             w(indent + 1, "continue")
-        elif last:  # a final flat_map: extend() keeps what came before a failure
-            w(indent, f"out.extend(f{k}({var})){label}", k)
+        # A flat_map's items are materialised (list(...), on the step's line) before any is
+        # emitted: if the function raises midway, none of them go on and only the dead letter
+        # remains, so replaying dead letters duplicates nothing.
+        elif last:
+            w(indent, f"out.extend(list(f{k}({var}))){label}", k)
         else:  # flat_map: a loop of its own, with its own try (one bad item spares its siblings)
             new = f"v{n_vars}"
             n_vars += 1
-            w(indent, f"for {new} in f{k}({var}):{label}", k)
+            w(indent, f"for {new} in list(f{k}({var})):{label}", k)
             if k in counted:
                 w(indent + 1, f"c{k} += 1")
             w(indent + 1, "try:")

@@ -96,7 +96,8 @@ class _FileSource(SourceSpec):
         try:
             self._check()
         except PipelineDefinitionError as exc:
-            raise PipelineError(f"{exc}; no sink was opened", stage=self.label) from None
+            msg = f"{exc}; no sink was opened"
+            raise PipelineError(msg, stage=self.label) from None
 
     def decode(self, block: bytes, offset: int, index: LineIndex) -> SourceBatch:
         """The batch of ``block`` (complete lines), found at byte ``offset`` of the file."""

@@ -316,9 +316,8 @@ class _CallWriter(SinkWriter):
 class _CallSpec(SinkSpec):
     def __init__(self, f: Callable[[Any], Any]) -> None:
         self.f = f
-        self.is_async = inspect.iscoroutinefunction(f) or inspect.iscoroutinefunction(
-            getattr(type(f), "__call__", None)
-        )
+        # Also an object whose ``async def __call__`` iscoroutinefunction() does not see.
+        self.is_async = inspect.iscoroutinefunction(f) or inspect.iscoroutinefunction(type(f).__call__)
         self.label = f"sink({short_name(f)})"
         self.in_type = signature_types(f)[0]
 
