@@ -57,7 +57,7 @@ from .._errors import FlowpumpError, PermanentSinkError, PipelineDefinitionError
 from .._graph import Pipeline
 from .._live import DELAY, SourceTotal, TerminalBar, Ticker
 from ..runtime._executor import Progress, execute
-from ..runtime._report import Latency, RunReport, StageReport
+from ..runtime._report import Latency, RunReport, StageReport, Totals
 from .clock import Clock, SystemClock, use_clock
 from .config import load_settings
 from .connections import Connection
@@ -166,8 +166,8 @@ class _Entry:
     restarts: int = 0
     runs: int = 0
     last_error: str | None = None
-    #: Stage counts of the runs that have ended, by "[group] label", with the stage's role.
-    done: dict[str, tuple[str, StageTotals]] = field(default_factory=dict)
+    #: Stage counts of the runs that have ended, by "[group] label".
+    done: dict[str, StageTotals] = field(default_factory=dict)
     #: Latency of the runs that have ended.
     latency: Latency = field(default_factory=Latency)
     last_report: RunReport | None = None
@@ -177,7 +177,7 @@ class _Entry:
     release: asyncio.Event | None = None
 
     @staticmethod
-    def _fold(into: dict[str, tuple[str, StageTotals]], report: RunReport | None) -> None:
+    def _fold(into: dict[str, StageTotals], report: RunReport | None) -> None:
         if report is None:
             return
         seen: dict[str, int] = {}
@@ -187,7 +187,7 @@ class _Entry:
             label = s.label if n == 1 else f"{s.label} #{n}"  # fused steps with one label
             if n > 1:
                 key = f"[{s.group}] {label}"
-            _, t = into.setdefault(key, (s.role, StageTotals(label, group=s.group, role=s.role)))
+            t = into.setdefault(key, StageTotals(label, group=s.group, role=s.role))
             t.events_in += s.events_in
             t.events_out += s.events_out
             t.filtered += s.filtered
@@ -204,14 +204,14 @@ class _Entry:
         self.progress = None
 
     def status(self) -> PipelineStatus:
-        stages = {k: (role, msgspec.structs.replace(t)) for k, (role, t) in self.done.items()}
+        stages = {k: msgspec.structs.replace(t) for k, t in self.done.items()}
         latency = self.latency
         if self.progress is not None and not self.progress.finished:
             live = self.progress.snapshot()
             self._fold(stages, live)
             if live is not None:
                 latency = latency + live.latency
-        main = [(role, t) for role, t in stages.values() if role != "errors"]
+        totals = Totals.of(stages.values())
         return PipelineStatus(
             name=self.name,
             state=self.state,
@@ -219,15 +219,15 @@ class _Entry:
             restarts=self.restarts,
             last_error=self.last_error,
             runs=self.runs,
-            events_in=sum(t.events_in for role, t in main if role == "source"),
-            events_out=sum(t.events_out for role, t in main if role == "sink"),
-            filtered=sum(t.filtered for _, t in main),
-            dead_lettered=sum(t.dead_lettered for _, t in main),
-            blocked_seconds=sum(t.blocked_seconds for _, t in main),
+            events_in=totals.events_in,
+            events_out=totals.events_out,
+            filtered=totals.filtered,
+            dead_lettered=totals.dead_lettered,
+            blocked_seconds=totals.blocked_seconds,
             latency_p50=latency.p50,
             latency_p99=latency.p99,
             latency=latency,
-            stages=[t for _, t in stages.values()],
+            stages=list(stages.values()),
         )
 
 

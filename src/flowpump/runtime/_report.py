@@ -13,8 +13,9 @@ Besides the counts, a run measures two things:
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -252,6 +253,50 @@ class RunReport:
         return report_html(self)
 
 
+class _Counts(Protocol):
+    # Read-only members, so frozen reports and mutable totals both qualify.
+    @property
+    def role(self) -> str: ...
+    @property
+    def events_in(self) -> int: ...
+    @property
+    def events_out(self) -> int: ...
+    @property
+    def filtered(self) -> int: ...
+    @property
+    def dead_lettered(self) -> int: ...
+    @property
+    def blocked_seconds(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """A pipeline's totals, derived from its stages by the one rule reports and statuses share.
+
+    ``events_in`` is what sources read, ``events_out`` what sinks wrote (each sink of a tee
+    counts its own writes), ``filtered``/``dead_lettered``/``blocked_seconds`` are summed over
+    stages; the dead-letter branch (role ``errors``) is left out.
+    """
+
+    events_in: int
+    events_out: int
+    filtered: int
+    dead_lettered: int
+    blocked_seconds: float
+
+    @classmethod
+    def of(cls, stages: Iterable[_Counts]) -> Totals:
+        """The totals of ``stages``."""
+        main = [s for s in stages if s.role != "errors"]
+        return cls(
+            events_in=sum(s.events_in for s in main if s.role == "source"),
+            events_out=sum(s.events_out for s in main if s.role == "sink"),
+            filtered=sum(s.filtered for s in main),
+            dead_lettered=sum(s.dead_lettered for s in main),
+            blocked_seconds=sum(s.blocked_seconds for s in main),
+        )
+
+
 def build_report(
     stats: list[StageStats],
     seconds: float,
@@ -276,12 +321,12 @@ def build_report(
         )
         for s in sorted(stats, key=lambda s: s.group)
     ]
-    main = [s for s in stages if s.role != "errors"]
+    totals = Totals.of(stages)
     return RunReport(
-        events_in=sum(s.events_in for s in main if s.role == "source"),
-        events_out=sum(s.events_out for s in main if s.role == "sink"),
-        filtered=sum(s.filtered for s in main),
-        dead_lettered=sum(s.dead_lettered for s in main),
+        events_in=totals.events_in,
+        events_out=totals.events_out,
+        filtered=totals.filtered,
+        dead_lettered=totals.dead_lettered,
         seconds=seconds,
         stages=stages,
         dead_letter_samples=list(samples),
