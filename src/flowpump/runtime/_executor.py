@@ -500,12 +500,7 @@ class _Run:
                 if b.dead:
                     st.dead_lettered += len(b.dead)
                     self.note_exception(_Rejected(b.dead[0].error), stage.label)
-                    env.hold()
-                    await dead.push(b.dead, env)
-                if b.events:
-                    await nxt.push(b.events, env)
-                else:
-                    env.release()
+                await _hand_on(nxt, dead, b.events, b.dead, env)
                 # Drop this batch before the next is read: an inline pipeline is done with it, and
                 # the next batch then reuses its memory while it is still in the cache.
                 del b, env
