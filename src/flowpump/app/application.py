@@ -38,7 +38,6 @@ and how far they have read.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import os
@@ -58,6 +57,7 @@ from .._graph import Pipeline
 from .._live import DELAY, SourceTotal, TerminalBar, Ticker
 from ..runtime._executor import Progress, execute
 from ..runtime._report import Latency, RunReport, StageReport, Totals
+from ..runtime._run import Background, _in_running_loop
 from .clock import Clock, SystemClock, use_clock
 from .config import load_settings
 from .connections import Connection
@@ -714,24 +714,9 @@ class AppHandle:
 
     def __init__(self, app: Application[Any], http: str | None) -> None:
         self.app = app
-        self._future: asyncio.Task[AppStatus] | concurrent.futures.Future[AppStatus]
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is not None:
-            self._future = loop.create_task(app.arun(http=http, handle_signals=False))
-            return
-        future: concurrent.futures.Future[AppStatus] = concurrent.futures.Future()
-
-        def target() -> None:
-            try:
-                future.set_result(asyncio.run(app.arun(http=http, handle_signals=False)))
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting side
-                future.set_exception(exc)
-
-        self._future = future
-        threading.Thread(target=target, name="flowpump-app", daemon=True).start()
+        self._bg = Background(
+            lambda: app.arun(http=http, handle_signals=False), thread=not _in_running_loop(), name="flowpump-app"
+        )
 
     def status(self) -> AppStatus:
         """``app.status()``."""
@@ -744,20 +729,15 @@ class AppHandle:
     @property
     def done(self) -> bool:
         """True once the application has stopped."""
-        return self._future.done()
+        return self._bg.done
 
     async def wait(self) -> AppStatus:
         """Wait until the application stops; return its final status."""
-        if isinstance(self._future, asyncio.Task):
-            return await asyncio.shield(self._future)
-        return await asyncio.wrap_future(self._future)
+        return await self._bg.wait()
 
     def result(self, timeout: float | None = None) -> AppStatus:
         """Block until the application (on its own thread) stops."""
-        if isinstance(self._future, asyncio.Task):
-            msg = "result() would block the event loop the application runs on; use `await handle.wait()`"
-            raise RuntimeError(msg)
-        return self._future.result(timeout)
+        return self._bg.result(timeout)
 
     def wait_until(self, predicate: Callable[[AppStatus], bool], timeout: float = 10.0) -> AppStatus:
         """Poll ``status()`` (from another thread) until ``predicate`` holds; for tests and scripts."""

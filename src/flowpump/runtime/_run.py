@@ -12,8 +12,8 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._errors import PipelineDefinitionError
 from .._live import DELAY, NotebookView, Ticker, View, choose_view
@@ -23,6 +23,8 @@ from ._report import RunReport
 if TYPE_CHECKING:
     from .._connector import SourceSpec
     from .._graph import Flow, Pipeline
+
+T = TypeVar("T")
 
 #: Seconds an interrupted blocking run gets to drain after its sources were stopped.
 STOP_GRACE = 5.0
@@ -102,6 +104,67 @@ async def run_async(pipeline: Pipeline, *, fuse: bool, progress: bool | None = N
     return report
 
 
+class Background(Generic[T]):
+    """A coroutine running in the background: a task in the current loop, or (``thread=True``) on
+    its own thread with its own loop. ``make`` is called inside the loop that will run it.
+
+    Shared by ``RunHandle`` and the application's handle: ``done``, ``await wait()``,
+    ``result()``; ``loop`` is the loop it runs on, ``thread`` its thread (None for a task).
+    """
+
+    def __init__(self, make: Callable[[], Coroutine[Any, Any, T]], *, thread: bool, name: str) -> None:
+        self.loop: asyncio.AbstractEventLoop
+        self.future: concurrent.futures.Future[T] | asyncio.Task[T]
+        self.thread: threading.Thread | None = None
+        if not thread:
+            self.loop = asyncio.get_running_loop()
+            self.future = self.loop.create_task(make())
+            return
+        ready = threading.Event()
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        async def main() -> T:
+            self.loop = asyncio.get_running_loop()
+            coro = make()
+            ready.set()
+            return await coro
+
+        def target() -> None:
+            try:
+                future.set_result(asyncio.run(main()))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting side
+                future.set_exception(exc)
+            finally:
+                ready.set()
+
+        self.future = future
+        self.thread = threading.Thread(target=target, name=name, daemon=True)
+        self.thread.start()
+        ready.wait()  # ``loop`` is set, and whatever ``make`` prepared, before the caller goes on
+
+    @property
+    def done(self) -> bool:
+        """True once the coroutine has ended (normally or not)."""
+        return self.future.done()
+
+    async def wait(self) -> T:
+        """Wait for the end and return the result (raises what the coroutine raised)."""
+        if isinstance(self.future, asyncio.Task):
+            return await asyncio.shield(self.future)
+        return await asyncio.wrap_future(self.future)
+
+    def result(self, timeout: float | None = None) -> T:
+        """Block until the end (only for a coroutine on its own thread)."""
+        if isinstance(self.future, asyncio.Task):
+            msg = "result() would block the event loop this runs on; use `await handle.wait()`"
+            raise RuntimeError(msg)
+        result = self.future.result(timeout)
+        if self.thread is not None:
+            # The result is set just before the thread ends: no thread outlives the run.
+            self.thread.join(1.0)
+        return result
+
+
 class RunHandle:
     """A pipeline running in the background.
 
@@ -118,34 +181,15 @@ class RunHandle:
         self._settled = threading.Event()
         self._loop: asyncio.AbstractEventLoop
         self._stop: asyncio.Event
-        self._future: concurrent.futures.Future[RunReport] | asyncio.Task[RunReport]
-        if thread:
-            ready = threading.Event()
-            future: concurrent.futures.Future[RunReport] = concurrent.futures.Future()
 
-            async def main() -> RunReport:
-                self._loop = asyncio.get_running_loop()
-                self._stop = asyncio.Event()
-                ready.set()
-                return await execute(pipeline, fuse=fuse, stop=self._stop, progress=self.progress)
-
-            def target() -> None:
-                try:
-                    future.set_result(asyncio.run(main()))
-                except BaseException as exc:  # noqa: BLE001 - handed to the waiting side
-                    future.set_exception(exc)
-                finally:
-                    ready.set()
-
-            self._future = future
-            self._thread: threading.Thread | None = threading.Thread(target=target, name="flowpump-run", daemon=True)
-            self._thread.start()
-            ready.wait()
-        else:
-            self._thread = None
-            self._loop = asyncio.get_running_loop()
+        def make() -> Coroutine[Any, Any, RunReport]:
             self._stop = asyncio.Event()
-            self._future = self._loop.create_task(execute(pipeline, fuse=fuse, stop=self._stop, progress=self.progress))
+            return execute(pipeline, fuse=fuse, stop=self._stop, progress=self.progress)
+
+        self._bg = Background(make, thread=thread, name="flowpump-run")
+        self._loop = self._bg.loop
+        self._thread = self._bg.thread
+        self._future = self._bg.future
 
     def snapshot(self) -> RunReport | None:
         """The counts so far, for live displays (None until the run has started)."""
@@ -154,7 +198,7 @@ class RunHandle:
     @property
     def done(self) -> bool:
         """True once the run has ended (normally or not)."""
-        return self._future.done()
+        return self._bg.done
 
     def stop(self) -> None:
         """Ask the sources to stop; safe to call from any thread, more than once."""
@@ -176,21 +220,12 @@ class RunHandle:
 
     async def wait(self) -> RunReport:
         """Wait for the end of the run and return its report (raises what the run raised)."""
-        if isinstance(self._future, asyncio.Task):
-            return await asyncio.shield(self._future)
-        return await asyncio.wrap_future(self._future)
+        return await self._bg.wait()
 
     def result(self, timeout: float | None = None) -> RunReport:
         """Block until the run ends (only for runs on their own thread)."""
-        if isinstance(self._future, asyncio.Task):
-            msg = "result() would block the event loop this run is on; use `await handle.wait()`"
-            raise RuntimeError(msg)
         try:
-            report = self._future.result(timeout)
-            if self._thread is not None:
-                # The result is set just before the thread ends: no thread outlives the run.
-                self._thread.join(1.0)
-            return report
+            return self._bg.result(timeout)
         finally:
             if self._views and self._future.done():
                 # The views finish in a callback of the run's thread: let them draw the outcome
