@@ -38,6 +38,9 @@ MAX_BACKOFF = 2.0
 class Outlet:
     """Where a stage hands its output."""
 
+    #: Loop time at which a stage holding a partial batch wants ``on_timeout`` (None: never).
+    deadline: float | None = None
+
     async def push(self, events: list[Any], env: Envelope) -> None:
         """Take ownership of one hold of ``env`` along with ``events``."""
         raise NotImplementedError
@@ -45,6 +48,9 @@ class Outlet:
     async def finish(self) -> None:
         """End of stream from one upstream producer."""
         raise NotImplementedError
+
+    async def on_timeout(self) -> None:
+        """``deadline`` passed with no new batch (only stages that set a deadline get this)."""
 
 
 class _Rejected(Exception):
@@ -517,7 +523,7 @@ class _Run:
         # Time this task waits on a full channel further down goes to the stage it runs.
         blocked_stats.set(head[0] if isinstance(head, list) else head)
         while True:
-            if isinstance(inner, BatchOutlet) and inner.deadline is not None:
+            if inner.deadline is not None:
                 remaining = inner.deadline - asyncio.get_running_loop().time()
                 try:
                     async with asyncio.timeout(max(remaining, 0)):
